@@ -1,0 +1,243 @@
+"""Platform settings: one place for profiles, paths, service ports and credentials.
+
+Everything the platform needs to know about *where* things live comes from here, read from the
+environment (``MESH_*`` variables) with defaults that make the embedded ``local`` profile work
+with no server at all. The shell scripts under ``deploy/local/`` read the same values through
+``python -m mesh_assets.settings env`` so that a port is defined once, here.
+
+Secrets (database and S3 credentials) are never defaults in code: they come from the
+environment or from files under ``$MESH_HOME/secrets`` that ``mesh infra up`` creates with
+mode 0600. They are kept out of ``repr`` so they do not leak into logs or Dagster metadata.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+import secrets
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Profile(enum.StrEnum):
+    """Where the lakehouse lives.
+
+    ``local``: pyiceberg's SQL catalog on SQLite and a warehouse folder, no servers.
+    ``lake``: a PostgreSQL catalog (shared with Trino's Iceberg JDBC catalog) and an S3 warehouse
+    on the Ceph RADOS Gateway.
+    """
+
+    LOCAL = "local"
+    LAKE = "lake"
+
+
+# Every loopback port the platform uses, in one table. Trino and Airflow both default to 8080
+# upstream, so neither keeps its default here. Override any of them with MESH_PORT_<NAME>.
+DEFAULT_PORTS: dict[str, int] = {
+    "ceph_mon": 3300,
+    "ceph_mon_v1": 6789,
+    "s3": 7480,
+    "postgres": 5433,
+    "trino": 8088,
+    "airflow": 8089,
+    "dagster_webserver": 3070,
+    "dagster_grpc_base": 4270,
+}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Ports:
+    values: dict[str, int]
+
+    def __getattr__(self, name: str) -> int:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(f"no port named {name!r}; known: {sorted(self.values)}") from None
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        values = {}
+        for name, default in DEFAULT_PORTS.items():
+            raw = _env(f"MESH_PORT_{name.upper()}", str(default))
+            try:
+                values[name] = int(raw)  # type: ignore[arg-type]
+            except ValueError:
+                raise ValueError(f"MESH_PORT_{name.upper()}={raw!r} is not a port number") from None
+        return cls(values)
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    """Resolved settings. Build with :func:`get_settings` (cached) or :meth:`from_env`."""
+
+    profile: Profile
+    home: Path
+    raw_dir: Path
+    ports: Ports
+    host: str = "127.0.0.1"
+    s3_bucket: str = "warehouse"
+    s3_region: str = "us-east-1"
+    pg_user: str = "mesh"
+    pg_catalog_db: str = "iceberg_catalog"
+    pg_dagster_db: str = "dagster"
+    catalog_name: str = "mesh"
+    trino_catalog: str = "iceberg"
+    trino_user: str = "mesh"
+    _overrides: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, profile: str | Profile | None = None) -> MeshSettings:
+        raw_profile = str(profile or _env("MESH_PROFILE", Profile.LOCAL.value)).lower()
+        try:
+            resolved = Profile(raw_profile)
+        except ValueError:
+            choices = ", ".join(p.value for p in Profile)
+            raise ValueError(f"unknown profile {raw_profile!r} (MESH_PROFILE): choose one of {choices}") from None
+        home = Path(_env("MESH_HOME", str(REPO_ROOT / ".mesh"))).resolve()  # type: ignore[arg-type]
+        raw_dir = Path(_env("MESH_RAW_DIR", str(REPO_ROOT / "data" / "raw"))).resolve()  # type: ignore[arg-type]
+        return cls(
+            profile=resolved,
+            home=home,
+            raw_dir=raw_dir,
+            ports=Ports.from_env(),
+            host=_env("MESH_HOST", "127.0.0.1"),  # type: ignore[arg-type]
+            s3_bucket=_env("MESH_S3_BUCKET", "warehouse"),  # type: ignore[arg-type]
+        )
+
+    # ---- paths -------------------------------------------------------------------------------
+    @property
+    def profile_home(self) -> Path:
+        return self.home / self.profile.value
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.profile_home / "dagster"
+
+    @property
+    def services_dir(self) -> Path:
+        return self.home / "services"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    # ---- Iceberg catalog -------------------------------------------------------------------
+    @property
+    def warehouse(self) -> str:
+        if self.profile is Profile.LOCAL:
+            return (self.profile_home / "warehouse").as_uri()
+        return f"s3://{self.s3_bucket}/iceberg"
+
+    def catalog_uri(self, *, with_password: bool = True) -> str:
+        if self.profile is Profile.LOCAL:
+            return f"sqlite:///{self.profile_home / 'catalog.db'}"
+        password = self.secret("pg_password") if with_password else "***"
+        return (
+            f"postgresql+psycopg2://{self.pg_user}:{password}@{self.host}:{self.ports.postgres}/{self.pg_catalog_db}"
+        )
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{self.host}:{self.ports.s3}"
+
+    @property
+    def trino_url(self) -> str:
+        return f"http://{self.host}:{self.ports.trino}"
+
+    def catalog_properties(self) -> dict[str, str]:
+        """Properties for ``pyiceberg.catalog.sql.SqlCatalog`` (includes credentials: never log them)."""
+        props = {"uri": self.catalog_uri(), "warehouse": self.warehouse}
+        if self.profile is Profile.LAKE:
+            props.update(
+                {
+                    "s3.endpoint": self.s3_endpoint,
+                    "s3.access-key-id": self.secret("s3_access_key"),
+                    "s3.secret-access-key": self.secret("s3_secret_key"),
+                    "s3.region": self.s3_region,
+                    "s3.force-virtual-addressing": "false",
+                }
+            )
+        return props
+
+    # ---- secrets ---------------------------------------------------------------------------
+    def secret(self, name: str) -> str:
+        """A credential from ``MESH_<NAME>`` or ``$MESH_HOME/secrets/<name>``; never a code default."""
+        value = _env(f"MESH_{name.upper()}")
+        if value:
+            return value
+        path = self.secrets_dir / name
+        if path.exists():
+            return path.read_text().strip()
+        raise RuntimeError(
+            f"secret {name!r} is not set: export MESH_{name.upper()} or run `mesh infra up`, "
+            f"which creates {path} (mode 0600)"
+        )
+
+    def ensure_secrets(self) -> None:
+        """Create any missing generated secret file (used by ``mesh infra up``)."""
+        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.secrets_dir, 0o700)
+        generated = {
+            "pg_password": lambda: secrets.token_urlsafe(18),
+            "s3_access_key": lambda: "MESH" + secrets.token_hex(8).upper(),
+            "s3_secret_key": lambda: secrets.token_urlsafe(30),
+        }
+        for name, make in generated.items():
+            path = self.secrets_dir / name
+            if not path.exists() and not _env(f"MESH_{name.upper()}"):
+                path.write_text(make() + "\n")
+                os.chmod(path, 0o600)
+
+    def shell_env(self) -> dict[str, str]:
+        """The non-secret settings as environment variables for ``deploy/local`` scripts."""
+        env = {
+            "MESH_PROFILE": self.profile.value,
+            "MESH_HOME": str(self.home),
+            "MESH_SERVICES_DIR": str(self.services_dir),
+            "MESH_SECRETS_DIR": str(self.secrets_dir),
+            "MESH_HOST": self.host,
+            "MESH_S3_BUCKET": self.s3_bucket,
+            "MESH_S3_REGION": self.s3_region,
+            "MESH_PG_USER": self.pg_user,
+            "MESH_PG_CATALOG_DB": self.pg_catalog_db,
+            "MESH_PG_DAGSTER_DB": self.pg_dagster_db,
+            "MESH_TRINO_CATALOG": self.trino_catalog,
+            "MESH_REPO_ROOT": str(REPO_ROOT),
+        }
+        env.update({f"MESH_PORT_{k.upper()}": str(v) for k, v in self.ports.values.items()})
+        return env
+
+
+@functools.cache
+def _cached(profile: str | None, env_key: tuple[tuple[str, str], ...]) -> MeshSettings:
+    return MeshSettings.from_env(profile)
+
+
+def get_settings(profile: str | Profile | None = None) -> MeshSettings:
+    """Settings for ``profile`` (default: ``MESH_PROFILE``), cached per environment."""
+    env_key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("MESH_")))
+    return _cached(str(profile) if profile else None, env_key)
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] != ["env"]:
+        print("usage: python -m mesh_assets.settings env   # export lines for deploy/local scripts", file=sys.stderr)
+        return 2
+    for key, value in get_settings().shell_env().items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
