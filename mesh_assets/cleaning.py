@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import dagster as dg
 import pandas as pd
 
 
@@ -28,3 +29,22 @@ class Cleaned:
     @property
     def rejected_rows(self) -> int:
         return sum(self.rejected.values())
+
+
+def cleaned_output(cleaned: Cleaned, **metadata: object) -> dg.Output[pd.DataFrame]:
+    """The asset output for a cleaning step, with what it set aside recorded as metadata.
+
+    ``mesh/rejected_rows`` is the total and ``mesh/rejections`` a reason -> rows table, so a
+    consumer (or a freshness/quality check) sees what was excluded and why.
+    """
+    reasons = sorted(cleaned.rejected.items(), key=lambda item: (-item[1], item[0]))
+    table = "\n".join(["| reason | rows |", "| --- | ---: |", *(f"| {r} | {n} |" for r, n in reasons)])
+    return dg.Output(
+        cleaned.data,
+        metadata={
+            "mesh/rejected_rows": dg.MetadataValue.int(cleaned.rejected_rows),
+            "mesh/rejections": dg.MetadataValue.md(table if reasons else "no rows rejected"),
+            "mesh/rejections_by_reason": dg.MetadataValue.json(dict(reasons)),
+            **metadata,
+        },
+    )

@@ -103,7 +103,9 @@ class MeshSettings:
             resolved = Profile(raw_profile)
         except ValueError:
             choices = ", ".join(p.value for p in Profile)
-            raise ValueError(f"unknown profile {raw_profile!r} (MESH_PROFILE): choose one of {choices}") from None
+            raise ValueError(
+                f"unknown profile {raw_profile!r} (MESH_PROFILE): choose one of {choices}"
+            ) from None
         home = Path(_env("MESH_HOME", str(REPO_ROOT / ".mesh"))).resolve()  # type: ignore[arg-type]
         raw_dir = Path(_env("MESH_RAW_DIR", str(REPO_ROOT / "data" / "raw"))).resolve()  # type: ignore[arg-type]
         return cls(
@@ -143,9 +145,7 @@ class MeshSettings:
         if self.profile is Profile.LOCAL:
             return f"sqlite:///{self.profile_home / 'catalog.db'}"
         password = self.secret("pg_password") if with_password else "***"
-        return (
-            f"postgresql+psycopg2://{self.pg_user}:{password}@{self.host}:{self.ports.postgres}/{self.pg_catalog_db}"
-        )
+        return f"postgresql+psycopg2://{self.pg_user}:{password}@{self.host}:{self.ports.postgres}/{self.pg_catalog_db}"
 
     @property
     def s3_endpoint(self) -> str:
@@ -232,7 +232,10 @@ def get_settings(profile: str | Profile | None = None) -> MeshSettings:
 
 def _main(argv: list[str]) -> int:
     if argv[:1] != ["env"]:
-        print("usage: python -m mesh_assets.settings env   # export lines for deploy/local scripts", file=sys.stderr)
+        print(
+            "usage: python -m mesh_assets.settings env   # export lines for deploy/local scripts",
+            file=sys.stderr,
+        )
         return 2
     for key, value in get_settings().shell_env().items():
         print(f"export {key}={shlex.quote(value)}")

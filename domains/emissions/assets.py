@@ -1,0 +1,38 @@
+"""Emissions domain: reported emissions, production, intensities and climate targets in canonical units."""
+
+import dagster as dg
+import pandas as pd
+
+from domains.emissions import transforms
+from mesh_assets.cleaning import cleaned_output
+from mesh_assets.raw import RawInputs
+
+DOMAIN = "emissions"
+
+
+@dg.asset(key_prefix=DOMAIN)
+def reported_emissions(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+    """Company emissions by scope and year in t CO2e, one figure per company, scope and year."""
+    path = "itr-sample/emissions.csv"
+    return cleaned_output(transforms.reported_emissions(raw.read_csv(path)), **raw.provenance(path))
+
+
+@dg.asset(key_prefix=DOMAIN)
+def production(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+    """Company production by year in a canonical unit per kind of output."""
+    path = "itr-sample/production.csv"
+    return cleaned_output(transforms.production(raw.read_csv(path)), **raw.provenance(path))
+
+
+@dg.asset(key_prefix=DOMAIN)
+def emission_intensities(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+    """Reported emission intensities in canonical units."""
+    path = "itr-sample/emission_intensities.csv"
+    return cleaned_output(transforms.emission_intensities(raw.read_csv(path)), **raw.provenance(path))
+
+
+@dg.asset(key_prefix=DOMAIN)
+def company_targets(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+    """Company climate targets with canonical scopes, units and reduction fractions."""
+    path = "itr-sample/targets.csv"
+    return cleaned_output(transforms.company_targets(raw.read_csv(path)), **raw.provenance(path))

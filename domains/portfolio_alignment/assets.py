@@ -1,0 +1,69 @@
+"""Portfolio alignment: temperature scores per company and for the portfolio.
+
+The downstream data product of the mesh: it consumes the company master, emissions, targets and
+benchmark pathways of three other domains by asset key, across code locations.
+See docs/portfolio-alignment-method.md for the method.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from domains.portfolio_alignment import transforms
+from mesh_assets.cleaning import cleaned_output
+from mesh_assets.raw import RawInputs
+
+DOMAIN = "portfolio_alignment"
+
+
+class ScoringConfig(dg.Config):
+    """Which benchmark scenario the scores are measured against."""
+
+    benchmark_id: str = "OECM_1_5C"
+
+
+@dg.asset(key_prefix=DOMAIN)
+def portfolio_holdings(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+    """The portfolio's positions in EUR, with sector-split ids parsed."""
+    path = "itr-sample/portfolio.csv"
+    return cleaned_output(transforms.portfolio_holdings(raw.read_csv(path)), **raw.provenance(path))
+
+
+@dg.asset(
+    key_prefix=DOMAIN,
+    ins={
+        "company_master": dg.AssetIn(key=["companies", "company_master"]),
+        "reported_emissions": dg.AssetIn(key=["emissions", "reported_emissions"]),
+        "production": dg.AssetIn(key=["emissions", "production"]),
+        "company_targets": dg.AssetIn(key=["emissions", "company_targets"]),
+        "intensity_pathways": dg.AssetIn(key=["benchmarks", "intensity_pathways"]),
+    },
+)
+def company_temperature_scores(
+    config: ScoringConfig,
+    company_master: pd.DataFrame,
+    reported_emissions: pd.DataFrame,
+    production: pd.DataFrame,
+    company_targets: pd.DataFrame,
+    intensity_pathways: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """Per-company temperature alignment score against the sector benchmark budget."""
+    cleaned = transforms.company_temperature_scores(
+        company_master,
+        reported_emissions,
+        production,
+        company_targets,
+        intensity_pathways,
+        config.benchmark_id,
+    )
+    return cleaned_output(cleaned, benchmark_id=config.benchmark_id)
+
+
+@dg.asset(key_prefix=DOMAIN, ins={"company_master": dg.AssetIn(key=["companies", "company_master"])})
+def portfolio_temperature_score(
+    portfolio_holdings: pd.DataFrame, company_temperature_scores: pd.DataFrame, company_master: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """The portfolio's weighted temperature score, with its data coverage."""
+    cleaned = transforms.portfolio_temperature_score(
+        portfolio_holdings, company_temperature_scores, company_master
+    )
+    return cleaned_output(cleaned)

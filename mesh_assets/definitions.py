@@ -1,0 +1,73 @@
+"""One function turns a domain's modules into its code location's ``dg.Definitions``.
+
+A domain declares *what* it publishes (assets keyed ``[domain, name]``, checks) and the
+platform decides *how*: storage (the Iceberg IO manager of the active profile), raw-input access,
+group and kind tags. Later capabilities (contracts, sensors on consumed products, maintenance
+jobs) plug in here, so every domain gets them by upgrading the platform, not by editing code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+
+import dagster as dg
+
+from mesh_assets.resources import resources_for
+
+
+class DomainDefinitionError(ValueError):
+    """A domain's assets are not declared the way the mesh requires."""
+
+
+def _check_keys(domain: str, assets: Sequence[dg.AssetsDefinition]) -> None:
+    wrong = sorted(
+        key.to_user_string() for a in assets for key in a.keys if key.path[0] != domain or len(key.path) < 2
+    )
+    if wrong:
+        raise DomainDefinitionError(
+            f"domain {domain!r} declares assets outside its namespace: {wrong}. "
+            f"Key every asset [{domain!r}, name] (key_prefix={domain!r})."
+        )
+
+
+def consumed_keys(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetKey]:
+    """Upstream keys the domain reads but does not define: products of other domains."""
+    defined = {key for a in assets for key in a.keys}
+    return sorted(
+        {dep for a in assets for deps in a.asset_deps.values() for dep in deps} - defined,
+        key=lambda k: k.path,
+    )
+
+
+def build_domain_definitions(
+    domain: str,
+    *modules: ModuleType,
+    jobs: Sequence[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = (),
+    schedules: Sequence[dg.ScheduleDefinition] = (),
+    sensors: Sequence[dg.SensorDefinition] = (),
+) -> dg.Definitions:
+    """The code location of ``domain``: its assets and checks with the platform's resources."""
+    assets = [
+        a
+        for a in dg.load_assets_from_modules(modules, group_name=domain)
+        if isinstance(a, dg.AssetsDefinition)
+    ]
+    _check_keys(domain, assets)
+    assets = list(
+        dg.map_asset_specs(
+            lambda spec: spec.merge_attributes(kinds={"iceberg"}, tags={"mesh/domain": domain}),
+            assets,
+        )
+    )
+    # Products of other domains appear here as external specs: the code location loads alone,
+    # and the workspace joins them to their producer, so lineage crosses code locations.
+    external = [dg.AssetSpec(key) for key in consumed_keys(assets)]
+    return dg.Definitions(
+        assets=[*assets, *external],
+        asset_checks=list(dg.load_asset_checks_from_modules(modules)),
+        jobs=list(jobs),
+        schedules=list(schedules),
+        sensors=list(sensors),
+        resources=resources_for(),
+    )

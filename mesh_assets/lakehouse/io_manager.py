@@ -1,0 +1,178 @@
+"""The Dagster IO manager that stores every data product of the mesh as an Apache Iceberg table.
+
+Why our own and not ``dagster-iceberg``: see ``docs/decisions/0001-iceberg-io-manager.md``.
+
+* An asset keyed ``[domain, name]`` is the table ``domain.name`` (namespace = domain).
+* pandas DataFrames, Arrow tables and Arrow RecordBatchReaders go in; the annotated type of the
+  consuming parameter decides what comes out (a reader streams the table in batches).
+* Partitioned assets name their partition column(s) in ``partition_expr`` metadata; a run
+  replaces exactly its partitions. ``write_mode: append`` metadata appends instead of replacing.
+* Reads can be pinned for reproducibility: ``AssetIn(metadata={"snapshot_id": ...})``, or
+  ``{"ref": "<branch or tag>"}``, or ``{"as_of": "<ISO timestamp>"}``, or per run with the tag
+  ``mesh/pin/<namespace>.<table>=<snapshot id>``. The snapshot actually read is recorded on the
+  step as input metadata.
+* Every materialization records the snapshot id, the row count, the table URI and the schema.
+
+The configuration holds only the profile name: credentials are resolved from the environment at
+run time, so they never appear in run config, the UI or event logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
+
+from mesh_assets.lakehouse import partitions as parts
+from mesh_assets.lakehouse.catalog import load_catalog
+from mesh_assets.lakehouse.schema import dagster_table_schema
+from mesh_assets.lakehouse.tables import IcebergTables, TableRef, WriteResult
+from mesh_assets.settings import get_settings
+
+PIN_TAG_PREFIX = "mesh/pin/"
+
+
+class UpstreamNotMaterializedError(LookupError):
+    """An input's table does not exist yet."""
+
+
+def table_ref(asset_key: dg.AssetKey) -> TableRef:
+    """namespace = the domain (first key component), table = the rest of the key."""
+    path = asset_key.path
+    if len(path) < 2:
+        raise ValueError(
+            f"asset key {asset_key.to_user_string()!r} has no domain prefix: mesh assets are keyed "
+            "[domain, name] (use key_prefix=<domain>)"
+        )
+    return TableRef(namespace=path[0], name="__".join(path[1:]))
+
+
+def materialization_metadata(result: WriteResult, ref: TableRef, catalog_name: str) -> dict[str, Any]:
+    table, snapshot = result.table, result.snapshot
+    metadata: dict[str, Any] = {
+        "dagster/uri": dg.MetadataValue.path(table.location()),
+        "dagster/table_name": f"{catalog_name}.{ref.identifier}",
+        "dagster/row_count": dg.MetadataValue.int(result.rows_written),
+        "dagster/column_schema": dagster_table_schema(table.schema()),
+        "iceberg/snapshot_id": dg.MetadataValue.int(snapshot.snapshot_id),
+        "iceberg/table": dg.MetadataValue.text(ref.identifier),
+        "iceberg/schema_id": dg.MetadataValue.int(table.schema().schema_id),
+        "iceberg/replaced": dg.MetadataValue.text(result.replaced_filter),
+    }
+    if result.table_rows is not None:
+        metadata["iceberg/table_row_count"] = dg.MetadataValue.int(result.table_rows)
+    if result.schema_plan.changes:
+        changes = [f"added {c}" for c in result.schema_plan.added] + [
+            f"widened {c}" for c in result.schema_plan.widened
+        ]
+        metadata["iceberg/schema_change"] = dg.MetadataValue.text(", ".join(changes))
+    return metadata
+
+
+class IcebergIOManager(dg.ConfigurableIOManager):
+    """Stores assets as Iceberg tables in the catalog of ``profile`` (see ``mesh_assets.settings``)."""
+
+    profile: str = "local"
+
+    @property
+    def tables(self) -> IcebergTables:
+        return IcebergTables(load_catalog(get_settings(self.profile)))
+
+    # ---- outputs -------------------------------------------------------------------------
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        if obj is None:
+            return  # the asset stored nothing (e.g. it only ran checks or wrote through Trino)
+        ref = table_ref(context.asset_key)
+        definition = context.definition_metadata or {}
+        dims, keys = None, None
+        if context.has_asset_partitions:
+            dims = parts.dimensions(context.asset_partitions_def, definition.get("partition_expr"))
+            keys = list(context.asset_partition_keys)
+        properties = {
+            "mesh.dagster.run-id": context.run_id,
+            "mesh.dagster.asset-key": context.asset_key.to_user_string(),
+        }
+        if keys:
+            properties["mesh.dagster.partitions"] = ",".join(keys[:50]) + (",..." if len(keys) > 50 else "")
+        result = self.tables.write(
+            ref,
+            obj,
+            dims=dims,
+            partition_keys=keys,
+            mode=str(definition.get("write_mode", "overwrite")),
+            snapshot_properties=properties,
+        )
+        context.add_output_metadata(
+            materialization_metadata(result, ref, get_settings(self.profile).catalog_name)
+        )
+        context.log.info(
+            f"wrote {result.rows_written} rows to {ref.identifier} at snapshot {result.snapshot_id}"
+        )
+
+    # ---- inputs --------------------------------------------------------------------------
+    def load_input(self, context: dg.InputContext) -> object:
+        ref = table_ref(context.asset_key)
+        try:
+            table = self.tables.load(ref)
+        except NoSuchTableError:
+            raise UpstreamNotMaterializedError(
+                f"{context.asset_key.to_user_string()} has not been materialized yet (no table "
+                f"{ref.identifier} in the {self.profile} catalog): materialize it first"
+            ) from None
+        snapshot = IcebergTables.resolve_snapshot(table, **self._pin(context, ref))
+        row_filter = self._partition_filter(context, table)
+        columns = (context.definition_metadata or {}).get("columns")
+        scan = IcebergTables.scan(table, row_filter=row_filter, snapshot=snapshot, columns=columns)
+
+        wanted = context.dagster_type.typing_type if context.dagster_type else None
+        if wanted is pa.RecordBatchReader:
+            value: object = scan.to_arrow_batch_reader()
+            rows = None
+        elif wanted is pa.Table:
+            value = scan.to_arrow()
+            rows = value.num_rows
+        else:
+            value = scan.to_pandas()
+            rows = len(value)
+        metadata: dict[str, Any] = {"iceberg/table": ref.identifier}
+        if snapshot is not None:
+            metadata["iceberg/snapshot_id"] = dg.MetadataValue.int(snapshot.snapshot_id)
+        if rows is not None:
+            metadata["dagster/row_count"] = dg.MetadataValue.int(rows)
+        if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
+            # Dagster can only attach input metadata to zero or one upstream partition.
+            context.add_input_metadata(metadata, description=f"read {ref.identifier}")
+        context.log.info(f"read {ref.identifier} at snapshot {snapshot.snapshot_id if snapshot else None}")
+        return value
+
+    @staticmethod
+    def _pin(context: dg.InputContext, ref: TableRef) -> dict[str, Any]:
+        meta: Mapping[str, Any] = context.definition_metadata or {}
+        pin = {k: meta[k] for k in ("snapshot_id", "ref", "as_of") if meta.get(k) is not None}
+        tag = None
+        try:
+            tag = context.step_context.run_tags.get(f"{PIN_TAG_PREFIX}{ref.identifier}")
+        except Exception:
+            tag = None
+        if tag:
+            pin = {"snapshot_id": int(tag)}
+        if len(pin) > 1:
+            raise ValueError(
+                f"pin the read of {ref.identifier} by one of snapshot_id, ref or as_of, not {sorted(pin)}"
+            )
+        return pin
+
+    @staticmethod
+    def _partition_filter(context: dg.InputContext, table: Table):
+        if not context.has_asset_partitions:
+            return None
+        upstream_def = context.asset_partitions_def
+        keys = list(context.asset_partition_keys)
+        if set(keys) >= set(upstream_def.get_partition_keys(dynamic_partitions_store=context.instance)):
+            return None  # every partition: no filter, no long IN-list
+        dims = parts.dimensions_from_properties(upstream_def, table.properties, table.name())
+        return parts.selection_filter(dims, keys, table.schema())
