@@ -302,10 +302,8 @@ class IcebergTables:
     @staticmethod
     def _delete_files(table: Table, files: Sequence[DataFile]) -> None:
         for data_file in files:
-            try:
+            with contextlib.suppress(Exception):
                 table.io.delete(data_file.file_path)
-            except Exception:
-                pass
 
     # ---- reads ---------------------------------------------------------------------------
     @staticmethod
