@@ -11,9 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import ModuleType
 
+import warnings
+
 import dagster as dg
 
+from mesh_assets.maintenance import maintenance_job, maintenance_schedule
 from mesh_assets.resources import resources_for
+
+
+# Domains use single-run backfills for partitioned products; the beta notice is platform noise.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
 class DomainDefinitionError(ValueError):
@@ -21,6 +28,19 @@ class DomainDefinitionError(ValueError):
 
 
 def _check_keys(domain: str, assets: Sequence[dg.AssetsDefinition]) -> None:
+    unprefixed = sorted(
+        f"{key.to_user_string()} <- {dep.to_user_string()}"
+        for a in assets
+        for key, deps in a.asset_deps.items()
+        for dep in deps
+        if len(dep.path) < 2
+    )
+    if unprefixed:
+        raise DomainDefinitionError(
+            f"domain {domain!r} reads inputs without a domain prefix: {unprefixed}. Name the upstream "
+            f"explicitly: ins={{'<name>': dg.AssetIn(key_prefix={domain!r})}} for this domain's own assets, "
+            "dg.AssetIn(key=['<domain>', '<name>']) for another domain's."
+        )
     wrong = sorted(
         key.to_user_string() for a in assets for key in a.keys if key.path[0] != domain or len(key.path) < 2
     )
@@ -63,11 +83,15 @@ def build_domain_definitions(
     # Products of other domains appear here as external specs: the code location loads alone,
     # and the workspace joins them to their producer, so lineage crosses code locations.
     external = [dg.AssetSpec(key) for key in consumed_keys(assets)]
+    maintenance = maintenance_job(domain)
     return dg.Definitions(
         assets=[*assets, *external],
         asset_checks=list(dg.load_asset_checks_from_modules(modules)),
-        jobs=list(jobs),
-        schedules=list(schedules),
+        jobs=[*jobs, maintenance],
+        schedules=[*schedules, maintenance_schedule(maintenance)],
         sensors=list(sensors),
         resources=resources_for(),
+        # Steps run inside the run's process: a domain's steps are small, and starting a Python
+        # process per step (the multiprocess default) costs more than the step on a small machine.
+        executor=dg.in_process_executor,
     )

@@ -39,11 +39,29 @@ def run_demo(workspace: Path, *, timeout: float = 900.0) -> int:
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
         try:
-            with MeshWorkspace(workspace, instance) as mesh:
+            with MeshWorkspace(workspace, instance, code_server_log_level="WARNING") as mesh:
                 nodes = mesh.asset_nodes()
                 layers = mesh.location_layers(nodes)
                 click.echo("order: " + "  ->  ".join(" + ".join(layer) for layer in layers))
-                runs = mesh.materialize_all(tags={"mesh/launched_by": "mesh demo"}, timeout=timeout)
+
+                def progress(runs: list) -> None:
+                    for run in runs:
+                        span = (
+                            f" partitions {run.partition_range[0]}..{run.partition_range[1]}"
+                            if run.partition_range
+                            else ""
+                        )
+                        click.echo(
+                            f"  {run.location:<20} run {run.run_id[:8]} {run.status.value.lower():<8} "
+                            f"{len(run.assets)} asset(s){span} ({run.seconds:.1f}s)"
+                        )
+
+                runs = mesh.materialize_all(
+                    tags={"mesh/launched_by": "mesh demo"},
+                    timeout=timeout,
+                    log_level="WARNING",
+                    on_layer=progress,
+                )
         except MeshRunError as exc:
             click.secho(str(exc), fg="red", err=True)
             return 1
@@ -69,6 +87,11 @@ def portfolio_line(settings) -> str:
     frame = load_catalog(settings).load_table(SCORE_TABLE).scan().to_pandas()
     if frame.empty:
         return "portfolio temperature score: (no rows)"
-    row = frame.iloc[0].to_dict()
-    parts = [f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()]
-    return "portfolio temperature score: " + ", ".join(parts)
+    first = frame.iloc[0]
+    lines = [
+        f"portfolio temperature score ({first['benchmark_id']}, scope {first['scope']}; "
+        f"{first['n_holdings_data_based']} of {first['n_holdings']} holdings scored from data, "
+        f"{first['coverage_value_share']:.0%} of value):"
+    ]
+    lines += [f"  {row.method:<16} {row.temperature_score_c:.2f} °C" for row in frame.itertuples()]
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ from typing import Any
 from mesh_assets.lakehouse.io_manager import IcebergIOManager
 from mesh_assets.raw import RawInputs
 from mesh_assets.settings import MeshSettings, get_settings
+from mesh_assets.trino import TrinoResource
 
 
 def resources_for(settings: MeshSettings | None = None) -> dict[str, Any]:
@@ -19,4 +20,5 @@ def resources_for(settings: MeshSettings | None = None) -> dict[str, Any]:
     return {
         "io_manager": IcebergIOManager(profile=settings.profile.value),
         "raw": RawInputs(root=str(settings.raw_dir)),
+        "trino": TrinoResource(profile=settings.profile.value),
     }

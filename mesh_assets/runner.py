@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,14 +86,19 @@ class LaunchedRun:
 class MeshWorkspace:
     """A loaded ``workspace.yaml``: its code locations, asset graph and a way to launch runs."""
 
-    def __init__(self, workspace_file: Path, instance: dg.DagsterInstance) -> None:
+    def __init__(
+        self, workspace_file: Path, instance: dg.DagsterInstance, *, code_server_log_level: str = "INFO"
+    ) -> None:
         self.workspace_file = workspace_file
         self.instance = instance
+        self.code_server_log_level = code_server_log_level
         self._process: WorkspaceProcessContext | None = None
 
     def __enter__(self) -> MeshWorkspace:
         self._process = WorkspaceProcessContext(
-            self.instance, WorkspaceFileTarget(paths=[str(self.workspace_file)])
+            self.instance,
+            WorkspaceFileTarget(paths=[str(self.workspace_file)]),
+            code_server_log_level=self.code_server_log_level,
         )
         self._process.__enter__()
         errors = {
@@ -177,6 +182,7 @@ class MeshWorkspace:
         *,
         partition_range: tuple[str, str] | None = None,
         tags: dict[str, str] | None = None,
+        log_level: str = "INFO",
     ) -> LaunchedRun:
         assets = tuple(assets)
         run_tags = dict(tags or {})
@@ -191,6 +197,7 @@ class MeshWorkspace:
                 "assetSelection": [{"path": k.path} for k in assets],
             },
             "mode": "default",
+            "runConfigData": {"loggers": {"console": {"config": {"log_level": log_level}}}},
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in run_tags.items()]},
         }
         result = self.graphql(_LAUNCH, {"executionParams": params})["launchPipelineExecution"]
@@ -207,7 +214,9 @@ class MeshWorkspace:
                 run = self.instance.get_run_by_id(run_id)
                 if run is not None and run.status in TERMINAL:
                     launched.status = run.status
-                    launched.seconds = time.monotonic() - started
+                    stats = self.instance.get_run_stats(run_id)
+                    if stats.start_time and stats.end_time:
+                        launched.seconds = stats.end_time - stats.start_time
                     if run.status is not DagsterRunStatus.SUCCESS:
                         launched.errors = self.run_errors(run_id)
                     del pending[run_id]
@@ -239,6 +248,8 @@ class MeshWorkspace:
         locations: Sequence[str] | None = None,
         tags: dict[str, str] | None = None,
         timeout: float = 900.0,
+        log_level: str = "INFO",
+        on_layer: Callable[[list[LaunchedRun]], None] | None = None,
     ) -> list[LaunchedRun]:
         """Materialize every asset of ``locations`` (default all), location by location in dependency order.
 
@@ -266,10 +277,13 @@ class MeshWorkspace:
                             [n.key for n in group],
                             partition_range=(keys[0], keys[-1]) if keys else None,
                             tags=tags,
+                            log_level=log_level,
                         )
                     )
             self.wait(launched, timeout=timeout)
             done.extend(launched)
+            if on_layer:
+                on_layer(launched)
             failed = [r for r in launched if r.status is not DagsterRunStatus.SUCCESS]
             if failed:
                 text = "\n".join(

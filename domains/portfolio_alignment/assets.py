@@ -58,7 +58,14 @@ def company_temperature_scores(
     return cleaned_output(cleaned, benchmark_id=config.benchmark_id)
 
 
-@dg.asset(key_prefix=DOMAIN, ins={"company_master": dg.AssetIn(key=["companies", "company_master"])})
+@dg.asset(
+    key_prefix=DOMAIN,
+    ins={
+        "portfolio_holdings": dg.AssetIn(key_prefix=DOMAIN),
+        "company_temperature_scores": dg.AssetIn(key_prefix=DOMAIN),
+        "company_master": dg.AssetIn(key=["companies", "company_master"]),
+    },
+)
 def portfolio_temperature_score(
     portfolio_holdings: pd.DataFrame, company_temperature_scores: pd.DataFrame, company_master: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:

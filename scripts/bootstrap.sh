@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install the project environment (.venv, with the `mesh` command) from uv.lock. Idempotent.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export UV_PYTHON_DOWNLOADS=never  # use the machine's Python 3.11; never fetch an interpreter
+
+if python3 -m uv --version >/dev/null 2>&1; then
+  uv=(python3 -m uv)
+elif command -v uv >/dev/null 2>&1; then
+  uv=(uv)
+else
+  echo "bootstrap: installing uv from PyPI" >&2
+  python3 -m pip install --quiet "uv==0.13.8"
+  uv=(python3 -m uv)
+fi
+"${uv[@]}" sync --frozen --quiet
+echo "bootstrap: environment ready ($(.venv/bin/python --version), mesh at .venv/bin/mesh)" >&2
