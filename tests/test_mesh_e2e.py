@@ -1,6 +1,7 @@
 """End to end: load workspace.yaml (four code locations, each its own gRPC process), materialize
 every domain through a persistent Dagster instance in dependency order, then check what landed."""
 
+import re
 import subprocess
 
 import dagster as dg
@@ -107,7 +108,8 @@ def test_mesh_demo_command_prints_tables_and_score(tmp_path):
     assert "order: benchmarks + emissions  ->  companies  ->  portfolio_alignment" in out
     for table in ["benchmarks.intensity_pathways", "companies.company_master", "portfolio_alignment.portfolio_temperature_score"]:
         assert table in out
-    assert "portfolio temperature score:" in out
+    assert "portfolio temperature score (OECM_1_5C, scope S1S2;" in out
+    assert re.search(r"WATS +[1-4]\.[0-9]{2} °C", out), out[-800:]
     # The runs are in the persistent instance the UI reads.
     home = tmp_path / "demo" / "local" / "dagster"
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
