@@ -42,7 +42,11 @@ def test_each_domain_is_its_own_code_location(materialized):
         "benchmarks": ["country_regions", "intensity_pathways", "production_pathways"],
         "companies": ["company_master"],
         "emissions": ["company_targets", "emission_intensities", "production", "reported_emissions"],
-        "portfolio_alignment": ["company_temperature_scores", "portfolio_holdings", "portfolio_temperature_score"],
+        "portfolio_alignment": [
+            "company_temperature_scores",
+            "portfolio_holdings",
+            "portfolio_temperature_score",
+        ],
     }
 
 
@@ -57,7 +61,11 @@ def test_lineage_crosses_code_locations_and_sets_the_order(materialized):
         "emissions/company_targets",
         "benchmarks/intensity_pathways",
     } <= deps["portfolio_alignment/company_temperature_scores"]
-    assert mesh.location_layers(nodes) == [["benchmarks", "emissions"], ["companies"], ["portfolio_alignment"]]
+    assert mesh.location_layers(nodes) == [
+        ["benchmarks", "emissions"],
+        ["companies"],
+        ["portfolio_alignment"],
+    ]
 
 
 def test_every_run_succeeded_and_is_recorded_against_its_code_location(materialized):
@@ -106,7 +114,11 @@ def test_mesh_demo_command_prints_tables_and_score(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "order: benchmarks + emissions  ->  companies  ->  portfolio_alignment" in out
-    for table in ["benchmarks.intensity_pathways", "companies.company_master", "portfolio_alignment.portfolio_temperature_score"]:
+    for table in [
+        "benchmarks.intensity_pathways",
+        "companies.company_master",
+        "portfolio_alignment.portfolio_temperature_score",
+    ]:
         assert table in out
     assert "portfolio temperature score (OECM_1_5C, scope S1S2;" in out
     assert re.search(r"WATS +[1-4]\.[0-9]{2} °C", out), out[-800:]

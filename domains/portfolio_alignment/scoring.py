@@ -1,0 +1,408 @@
+"""ITR-style company temperature scores (simplified; method in docs/portfolio-alignment-method.md).
+
+For one company ("entity": a company_master row, or a synthetic sector split ``ISIN+Sector``) and one
+scope (S1S2 by default):
+
+1. benchmark pathway: same sector (aliases in :data:`SECTOR_FALLBACKS`), the company's region if the
+   benchmark has it, else OECD/non-OECD (if present), else Global; when the benchmark has no S1S2 pathway
+   for the sector but an S1 one (TPI power), S1 is scored against it (``benchmark_scope``);
+2. base year ``Y0``: latest year with both emissions and production (production converted into the
+   benchmark's denominator unit); base intensity ``I0 = E(Y0) / P(Y0)``;
+3. projection ``I(t)`` for ``t = Y0+1 .. 2050``: from targets (linear between milestones, flat after the
+   last one, linear to zero at the net-zero year) when a binding target exists, otherwise the historical
+   trend (median year-on-year change, clipped to [-10 %, +3 %] a year);
+4. production is held at ``P(Y0)``: cumulative emissions ``CE = P0 * sum I(t)``, budget
+   ``CB = P0 * sum I_bm(t)``;
+5. ``score = min(T_bm + TCRE * B_global * (CE / CB - 1), 4.4)`` with ``TCRE = 2.2 C / 3664 Gt CO2`` (ITR).
+
+Entities without enough data get :data:`DEFAULT_SCORE_C` (3.2 C) and ``score_source = 'default'``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from mesh_assets.units import UnknownUnitError, conversion_factor, gas_volume_to_energy_factor, unit_info
+
+# Transient climate response to cumulative emissions, ITR's constants: 2.2 C per 1000 Gt C, and
+# 1000 Gt C = 3664 Gt CO2 (44/12), i.e. 0.0006004 C per Gt CO2.
+TCRE_C = 2.2
+CARBON_CONVERSION_GT_CO2 = 3664.0
+TCRE_C_PER_GT_CO2 = TCRE_C / CARBON_CONVERSION_GT_CO2
+DEFAULT_SCORE_C = 3.2  # ITR's default score for companies without data
+# Ceiling of a company score: the warmest IPCC AR6 scenario (SSP5-8.5) reaches 4.4 C (2081-2100 best
+# estimate, AR6 WG1 SPM Table SPM.1); a higher "temperature" only reflects extrapolated data breaks.
+MAX_SCORE_C = 4.4
+END_YEAR = 2050
+TREND_MIN_RATE, TREND_MAX_RATE = -0.10, 0.03  # ITR ProjectionControls LOWER_DELTA / UPPER_DELTA
+TREND_MAX_CHANGES = 5  # the last 5 year-on-year changes feed the median
+LATEST_BASE_YEAR = 2022  # the sample data stops in 2022
+
+# Scope scored -> scope used when the benchmark has no pathway for the sector in that scope.
+SCOPE_FALLBACKS: dict[str, str] = {"S1S2": "S1"}
+
+# Company sector -> benchmark sectors to try, in order (after the exact name).
+SECTOR_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "Aluminium": ("Aluminum",),
+    "Oil": ("Oil & Gas",),
+    "Gas": ("Oil & Gas",),
+    "Energy": ("Oil & Gas",),
+    "Utilities": ("Electricity Utilities",),
+}
+
+
+@dataclass
+class Context:
+    """Inputs prepared once for all entities."""
+
+    # base company_id -> (segment or None, scope) -> year -> t CO2e (scope totals, no scope-3 categories)
+    emissions: dict[str, dict[tuple[str | None, str], dict[int, float]]]
+    production: dict[str, pd.DataFrame]  # base company_id -> production rows
+    targets: dict[str, pd.DataFrame]  # entity company_id -> company_targets rows
+    pathways: dict[tuple[str, str], pd.DataFrame]  # (sector, scope) -> rows of one benchmark
+    fx_to_eur: dict[str, float]  # ISO currency -> EUR per unit
+    benchmark_id: str
+
+
+def index_emissions(
+    reported_emissions: pd.DataFrame,
+) -> dict[str, dict[tuple[str | None, str], dict[int, float]]]:
+    """Scope totals of reported_emissions as company -> (segment, scope) -> year -> t CO2e."""
+    totals = reported_emissions[reported_emissions["s3_category"].isna()]
+    index: dict[str, dict[tuple[str | None, str], dict[int, float]]] = {}
+    for cid, segment, scope, year, value in zip(
+        totals["company_id"], totals["segment"], totals["scope"], totals["year"], totals["emissions_t_co2e"],
+        strict=True,
+    ):  # fmt: skip
+        key = (None if pd.isna(segment) else str(segment), str(scope))
+        index.setdefault(str(cid), {}).setdefault(key, {})[int(year)] = float(value)
+    return index
+
+
+def index_pathways(pathways: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """Benchmark rows by (sector, scope)."""
+    return {(str(sector), str(scope)): g for (sector, scope), g in pathways.groupby(["sector", "scope"])}
+
+
+def denominator(unit: str) -> str:
+    """``'t CO2e/(t Steel)'`` -> ``'t Steel'``; ``'t CO2e/MWh'`` -> ``'MWh'``."""
+    rest = unit.split("/", 1)[1].strip()
+    if rest.startswith("(") and rest.endswith(")"):
+        rest = rest[1:-1]
+    return rest
+
+
+def production_factor(from_unit: str, to_unit: str, fx_to_eur: dict[str, float]) -> float | None:
+    """Factor turning an amount in canonical ``from_unit`` into ``to_unit``; None if not convertible.
+
+    Same dimension -> pint; two currencies -> FX rates from the company master (via EUR);
+    gas volume (``bcm CH4``) -> energy via natural-gas energy content.
+    """
+    if from_unit == to_unit:
+        return 1.0
+    try:
+        return conversion_factor(from_unit, to_unit)
+    except UnknownUnitError:
+        pass
+    try:
+        kind_from, _ = unit_info(from_unit)
+        kind_to, _ = unit_info(to_unit)
+    except UnknownUnitError:
+        return None
+    if kind_from == "currency" and kind_to == "currency":
+        rate_from, rate_to = fx_to_eur.get(from_unit), fx_to_eur.get(to_unit)
+        if rate_from and rate_to:
+            return rate_from / rate_to
+        return None
+    if kind_from == "gas_volume" and kind_to in ("energy", "electricity"):
+        try:
+            return conversion_factor(from_unit, "bcm CH4") * gas_volume_to_energy_factor(to_unit)
+        except UnknownUnitError:
+            return None
+    return None
+
+
+def pick_pathway(
+    ctx: Context, sector: str, region: str | None, is_oecd: Any, scope: str
+) -> pd.DataFrame | None:
+    """The benchmark rows (one sector/region/scope, sorted by year) for a company, or None."""
+    for bm_sector in (sector, *SECTOR_FALLBACKS.get(sector, ())):
+        rows = ctx.pathways.get((bm_sector, scope))
+        if rows is None or rows.empty:
+            continue
+        regions = set(rows["region"].dropna())
+        candidates = []
+        if region:
+            candidates.append(region)
+        if is_oecd is True:
+            candidates.append("OECD")
+        elif is_oecd is False:
+            candidates.append("non-OECD")
+        candidates.append("Global")
+        for reg in candidates:
+            if reg in regions:
+                return rows[rows["region"] == reg].sort_values("year")
+    return None
+
+
+def emissions_series(
+    em_all: dict[tuple[str | None, str], dict[int, float]], level: str | None, scope: str
+) -> dict[int, tuple[float, str]]:
+    """Yearly emissions of ``scope`` at a segment level (None = whole company) with how they were built.
+
+    Order per year: the reported figure; the sum of the reported parts (S1 + S2; S1S2 + S3); for a segment,
+    segment S1 + company S2 allocated pro rata to the segment's share of S1; S1 alone when no S2 is
+    reported at any level for that year (S1S2 only).
+    """
+    own = {sc: series for (seg, sc), series in em_all.items() if seg == level}
+    company = {sc: series for (seg, sc), series in em_all.items() if seg is None}
+    all_s2_years = {y for (_, sc), series in em_all.items() if sc == "S2" for y in series}
+    out: dict[int, tuple[float, str]] = {y: (v, "reported") for y, v in own.get(scope, {}).items()}
+    if scope == "S1S2S3":
+        for y in set(own.get("S1S2", {})) & set(own.get("S3", {})):
+            out.setdefault(y, (own["S1S2"][y] + own["S3"][y], "S1S2+S3"))
+        for y in set(own.get("S1", {})) & set(own.get("S2", {})) & set(own.get("S3", {})):
+            out.setdefault(y, (own["S1"][y] + own["S2"][y] + own["S3"][y], "S1+S2+S3"))
+    if scope != "S1S2":
+        return out
+    s1, s2 = own.get("S1", {}), own.get("S2", {})
+    for y in set(s1) & set(s2):
+        out.setdefault(y, (s1[y] + s2[y], "S1+S2"))
+    if level is not None:
+        # segment S1 + company S2 pro rata to the segment's share of S1 (company S1, else sum of segments)
+        seg_s1_total: dict[int, float] = {}
+        for (seg, sc), series in em_all.items():
+            if seg is not None and sc == "S1":
+                for y, v in series.items():
+                    seg_s1_total[y] = seg_s1_total.get(y, 0.0) + v
+        for y in set(s1) & set(company.get("S2", {})):
+            denominator = company.get("S1", {}).get(y) or seg_s1_total.get(y)
+            if denominator:
+                out.setdefault(y, (s1[y] + company["S2"][y] * s1[y] / denominator, "S1+allocated S2"))
+    for y in set(s1) - all_s2_years:
+        out.setdefault(y, (s1[y], "S1 only (no S2 reported)"))
+    return out
+
+
+def _production_series(
+    prod: pd.DataFrame, bm_denominator: str, fx: dict[str, float]
+) -> tuple[dict[int, float], str | None]:
+    """Production in the benchmark's denominator unit (best-matching kind/product), and its source unit."""
+    best: tuple[tuple[int, int, int], dict[int, float], str] | None = None
+    for (unit, product), g in prod.groupby(["unit", prod["product"].fillna("")], dropna=False):
+        factor = production_factor(str(unit), bm_denominator, fx)
+        if factor is None:
+            continue
+        series = {int(y): float(v) * factor for y, v in zip(g["year"], g["value"], strict=True) if v > 0}
+        if not series:
+            continue
+        score = (0 if unit == bm_denominator else 1, 0 if product == "" else 1, -max(series))
+        if best is None or score < best[0]:
+            best = (score, series, str(unit))
+    if best is None:
+        return {}, None
+    return best[1], best[2]
+
+
+def _trend_rate(intensity: dict[int, float], base_year: int) -> float:
+    years = sorted(y for y in intensity if y <= base_year)
+    changes = [
+        intensity[b] / intensity[a] - 1.0
+        for a, b in itertools.pairwise(years)
+        if b == a + 1 and intensity[a] > 0
+    ][-TREND_MAX_CHANGES:]
+    if not changes:
+        return 0.0
+    return min(max(statistics.median(changes), TREND_MIN_RATE), TREND_MAX_RATE)
+
+
+def _target_milestones(
+    targets: pd.DataFrame, bm_denominator: str, base_year: int, i0: float, p0: float, fx: dict[str, float]
+) -> tuple[list[tuple[int, float]], int | None, int]:
+    """Binding (year, intensity) milestones after ``base_year``, the net-zero year, and targets used."""
+    by_year: dict[int, float] = {}
+    used = 0
+    for rec in targets.to_dict("records"):
+        year = int(rec["target_year"])
+        if year <= base_year:
+            continue
+        if rec["target_type"] == "intensity":
+            factor = production_factor(denominator(str(rec["unit"])), bm_denominator, fx)
+            if factor is None or factor == 0:
+                continue
+            value = float(rec["target_qty"]) / factor
+        else:
+            value = float(rec["target_qty"]) / p0
+        used += 1
+        by_year[year] = min(value, by_year.get(year, math.inf))
+    netzeros = [int(v) for v in targets["netzero_year"].dropna()] if len(targets) else []
+    netzero = min(netzeros) if netzeros else None
+    milestones: list[tuple[int, float]] = []
+    level = i0
+    for year in sorted(by_year):
+        value = by_year[year]
+        if value < level:  # targets at or above the current path are already met: not binding
+            milestones.append((year, value))
+            level = value
+    if netzero is not None and netzero > base_year and (not milestones or netzero > milestones[-1][0]):
+        milestones.append((netzero, 0.0))
+    return milestones, netzero, used
+
+
+def _project(
+    i0: float, base_year: int, milestones: list[tuple[int, float]], rate: float | None
+) -> dict[int, float]:
+    path: dict[int, float] = {}
+    if rate is not None:
+        for t in range(base_year + 1, END_YEAR + 1):
+            path[t] = i0 * (1.0 + rate) ** (t - base_year)
+        return path
+    points = [(base_year, i0), *milestones]
+    for t in range(base_year + 1, END_YEAR + 1):
+        if t >= points[-1][0]:
+            path[t] = points[-1][1]
+            continue
+        for (y0, v0), (y1, v1) in itertools.pairwise(points):
+            if y0 <= t <= y1:
+                path[t] = v0 + (v1 - v0) * (t - y0) / (y1 - y0)
+                break
+    return path
+
+
+def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, Any]:
+    """One output row of company_temperature_scores (see the transforms docstring for columns)."""
+    out: dict[str, Any] = {
+        "company_id": entity["company_id"],
+        "base_company_id": entity["base_company_id"],
+        "company_name": entity["company_name"],
+        "sector": entity["sector"],
+        "region": entity["region"],
+        "scope": scope,
+        "benchmark_id": ctx.benchmark_id,
+        "score_source": "default",
+        "temperature_score_c": DEFAULT_SCORE_C,
+    }
+
+    def default(reason: str) -> dict[str, Any]:
+        out["default_reason"] = reason
+        return out
+
+    if not entity["sector"]:
+        return default("no sector")
+    pathway = pick_pathway(ctx, entity["sector"], entity["region"], entity["is_oecd"], scope)
+    bm_scope = scope
+    if pathway is None and scope in SCOPE_FALLBACKS:
+        # e.g. TPI's power pathway is S1 only: score S1 against it (flagged by benchmark_scope)
+        bm_scope = SCOPE_FALLBACKS[scope]
+        pathway = pick_pathway(ctx, entity["sector"], entity["region"], entity["is_oecd"], bm_scope)
+    if pathway is None:
+        return default(f"benchmark has no {scope} pathway for sector")
+    out["benchmark_scope"] = bm_scope
+    bm_unit = str(pathway["unit"].iloc[0])
+    bm_den = denominator(bm_unit)
+    out.update(
+        {
+            "benchmark_sector": pathway["sector"].iloc[0],
+            "benchmark_region": pathway["region"].iloc[0],
+            "benchmark_temperature_c": float(pathway["temperature_c"].iloc[0]),
+            "global_budget_gt_co2": float(pathway["global_budget_gt_co2"].iloc[0]),
+            "intensity_unit": bm_unit,
+        }
+    )
+    bm = dict(zip(pathway["year"].astype(int), pathway["intensity"].astype(float), strict=True))
+
+    em_all = ctx.emissions.get(entity["base_company_id"], {})
+    prod_all = ctx.production.get(entity["base_company_id"], pd.DataFrame(columns=["segment"]))
+    levels = [entity["segment"]] if entity["is_split"] else [entity["sector"], None]
+    emissions: dict[int, float] = {}
+    prod: dict[int, float] = {}
+    prod_unit = None
+    used_level = None
+    # default_reason: the failing check of the segment for a split, of the whole company otherwise
+    reasons: list[str] = []
+    basis: dict[int, tuple[float, str]] = {}
+    for level in levels:
+        pr = prod_all[prod_all["segment"].isna()] if level is None else prod_all[prod_all["segment"] == level]
+        where = "segment" if level is not None else "company"
+        e_basis = emissions_series(em_all, level, bm_scope)
+        e_series = {y: v for y, (v, _) in e_basis.items()}
+        p_series, p_unit = _production_series(pr, bm_den, ctx.fx_to_eur) if not pr.empty else ({}, None)
+        if not e_series:
+            reasons.append(f"no {bm_scope} emissions ({where} level)")
+        elif pr.empty:
+            reasons.append(f"no production ({where} level)")
+        elif not p_series:
+            reasons.append(f"production not convertible to {bm_den} ({where} level)")
+        elif not set(e_series) & set(p_series):
+            reasons.append(f"no year with both {bm_scope} emissions and production ({where} level)")
+        else:
+            emissions, prod, prod_unit, used_level = e_series, p_series, p_unit, level
+            basis = e_basis
+            break
+    if not emissions:
+        if not em_all and prod_all.empty:
+            return default("no reported emissions or production")
+        return default(reasons[-1] if not entity["is_split"] else reasons[0])
+    intensity = {y: emissions[y] / prod[y] for y in set(emissions) & set(prod) if y <= LATEST_BASE_YEAR}
+    if not intensity:
+        return default("no base year up to 2022")
+    base_year = max(intensity)
+    i0, p0, e0 = intensity[base_year], prod[base_year], emissions[base_year]
+    horizon = [t for t in range(base_year + 1, END_YEAR + 1) if t in bm]
+    budget_sum = sum(bm[t] for t in horizon)
+    out.update(
+        {
+            "data_segment": used_level,
+            "base_year": base_year,
+            "base_year_emissions_t_co2e": e0,
+            "emissions_basis": basis[base_year][1],
+            "base_year_production": p0,
+            "production_unit_reported": prod_unit,
+            "base_year_intensity": i0,
+            "benchmark_intensity_base_year": bm.get(base_year, bm[min(bm)]),
+        }
+    )
+    if not horizon or budget_sum <= 0:
+        return default("benchmark budget is zero over the projection horizon")
+
+    targets = ctx.targets.get(entity["company_id"], pd.DataFrame())
+    if len(targets):
+        targets = targets[(targets["scope"] == bm_scope) & targets["s3_category"].isna()]
+    milestones, netzero, used = ([], None, 0)
+    if len(targets):
+        milestones, netzero, used = _target_milestones(targets, bm_den, base_year, i0, p0, ctx.fx_to_eur)
+    rate = None
+    if milestones:
+        source = "target"
+    else:
+        source = "trend"
+        rate = _trend_rate(intensity, base_year)
+    path = _project(i0, base_year, milestones, rate)
+    company_sum = sum(path[t] for t in horizon)
+    ratio = company_sum / budget_sum
+    raw = out["benchmark_temperature_c"] + TCRE_C_PER_GT_CO2 * out["global_budget_gt_co2"] * (ratio - 1.0)
+    temperature = min(raw, MAX_SCORE_C)
+    out.update(
+        {
+            "trend_annual_rate": rate,
+            "n_targets_used": used if source == "target" else 0,
+            "netzero_year": netzero if source == "target" else None,
+            "projected_intensity_2030": path.get(2030),
+            "projected_intensity_2050": path.get(END_YEAR),
+            "cumulative_emissions_t_co2e": p0 * company_sum,
+            "cumulative_budget_t_co2e": p0 * budget_sum,
+            "overshoot_ratio": ratio,
+            "temperature_score_uncapped_c": raw,
+            "score_capped": raw > MAX_SCORE_C,
+            "temperature_score_c": temperature,
+            "score_source": source,
+            "default_reason": None,
+        }
+    )
+    return out

@@ -1,0 +1,379 @@
+"""Portfolio alignment domain: holdings, company temperature scores, the portfolio temperature score.
+
+Pure functions: DataFrames in, :class:`mesh_assets.cleaning.Cleaned` out. No I/O, no Dagster. The method is
+in ``docs/portfolio-alignment-method.md``; the scoring engine is :mod:`domains.portfolio_alignment.scoring`.
+Output dtypes: text ``string``, years/counts ``Int64``, measures ``float64``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from domains.portfolio_alignment import scoring
+from mesh_assets.cleaning import Cleaned
+
+HOLDINGS_COLUMNS: dict[str, str] = {
+    "company_id": "string",
+    "base_company_id": "string",
+    "sector_split": "string",
+    "company_name": "string",
+    "isin": "string",
+    "isin_reported": "string",
+    "lei": "string",
+    "investment_value_eur": "float64",
+    "source_row": "Int64",
+    "quality_flags": "string",
+}
+
+SCORE_COLUMNS: dict[str, str] = {
+    "company_id": "string",
+    "base_company_id": "string",
+    "company_name": "string",
+    "sector": "string",
+    "region": "string",
+    "scope": "string",
+    "benchmark_id": "string",
+    "benchmark_sector": "string",
+    "benchmark_region": "string",
+    "benchmark_scope": "string",
+    "benchmark_temperature_c": "float64",
+    "global_budget_gt_co2": "float64",
+    "intensity_unit": "string",
+    "data_segment": "string",
+    "base_year": "Int64",
+    "base_year_emissions_t_co2e": "float64",
+    "emissions_basis": "string",
+    "base_year_production": "float64",
+    "production_unit_reported": "string",
+    "base_year_intensity": "float64",
+    "benchmark_intensity_base_year": "float64",
+    "projected_intensity_2030": "float64",
+    "projected_intensity_2050": "float64",
+    "trend_annual_rate": "float64",
+    "n_targets_used": "Int64",
+    "netzero_year": "Int64",
+    "cumulative_emissions_t_co2e": "float64",
+    "cumulative_budget_t_co2e": "float64",
+    "overshoot_ratio": "float64",
+    "temperature_score_uncapped_c": "float64",
+    "score_capped": "boolean",
+    "temperature_score_c": "float64",
+    "score_source": "string",
+    "default_reason": "string",
+}
+
+PORTFOLIO_COLUMNS: dict[str, str] = {
+    "benchmark_id": "string",
+    "scope": "string",
+    "method": "string",
+    "temperature_score_c": "float64",
+    "n_holdings": "Int64",
+    "n_holdings_data_based": "Int64",
+    "n_holdings_default": "Int64",
+    "total_value_eur": "float64",
+    "data_based_value_eur": "float64",
+    "coverage_value_share": "float64",
+    "method_value_eur": "float64",
+    "method_value_share": "float64",
+}
+
+
+def _clean_text(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def _typed(df: pd.DataFrame | list[dict[str, Any]], schema: dict[str, str]) -> pd.DataFrame:
+    frame = df if isinstance(df, pd.DataFrame) else pd.DataFrame(df, columns=list(schema))
+    return frame.reindex(columns=list(schema)).astype(schema).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# portfolio_holdings
+# --------------------------------------------------------------------------------------------------
+def portfolio_holdings(portfolio: pd.DataFrame) -> Cleaned:
+    """Portfolio positions with parsed identifiers and the value in EUR.
+
+    Input: ``portfolio.csv`` (``investment_value [EUR]``).
+
+    Output columns: ``company_id`` (as reported), ``base_company_id`` and ``sector_split``
+    (``CA3495531079+Electricity Utilities`` -> ``CA3495531079`` / ``Electricity Utilities``), ``company_name``,
+    ``isin`` (``company_isin`` when it is a valid ISIN, else the base id when that is one, else <NA>;
+    ``US0921131092-E`` -> ``US0921131092``), ``isin_reported``, ``lei`` (valid ISO 17442 only),
+    ``investment_value_eur``, ``source_row`` (line in portfolio.csv, header = 1), ``quality_flags``.
+
+    Rejected: missing company_id; missing, non-numeric or negative investment value. Repeated
+    company_ids are kept (a portfolio may hold a line twice) and flagged ``duplicate_company_id``.
+    """
+    from domains.companies.transforms import clean_lei, is_valid_isin, split_company_id
+
+    cleaned = Cleaned(data=pd.DataFrame())
+    value_col = next((c for c in portfolio.columns if c.strip().lower().startswith("investment_value")), None)
+    rows: list[dict[str, Any]] = []
+    for i, rec in enumerate(portfolio.to_dict("records")):
+        flags: list[str] = []
+        cid = _clean_text(rec.get("company_id"))
+        if cid is None:
+            cleaned.reject("missing company_id", 1)
+            continue
+        raw_value = rec.get(value_col) if value_col else None
+        try:
+            value = float(raw_value)
+        except (TypeError, ValueError):
+            value = math.nan
+        if math.isnan(value) or value < 0:
+            cleaned.reject("missing, non-numeric or negative investment value", 1)
+            continue
+        base, sector_split = split_company_id(cid) if "+" in cid else (cid, None)
+        isin_reported = _clean_text(rec.get("company_isin"))
+        if is_valid_isin(isin_reported):
+            isin = isin_reported
+        elif is_valid_isin(base):
+            isin = base
+            flags.append("isin_from_company_id")
+        elif isin_reported is not None and is_valid_isin(isin_reported.split("-")[0]):
+            isin = isin_reported.split("-")[0]
+            flags.append("isin_suffix_removed")
+        else:
+            isin = None
+            flags.append("isin_missing_or_invalid")
+        lei, lei_flag = clean_lei(rec.get("company_lei"))
+        if lei_flag:
+            flags.append(lei_flag)
+        rows.append(
+            {
+                "company_id": cid,
+                "base_company_id": base,
+                "sector_split": sector_split,
+                "company_name": _clean_text(rec.get("company_name")),
+                "isin": isin,
+                "isin_reported": isin_reported,
+                "lei": lei,
+                "investment_value_eur": value,
+                "source_row": i + 2,
+                "quality_flags": flags,
+            }
+        )
+    counts = pd.Series([r["company_id"] for r in rows]).value_counts()
+    for r in rows:
+        if counts.get(r["company_id"], 0) > 1:
+            r["quality_flags"].append("duplicate_company_id")
+        r["quality_flags"] = "|".join(r["quality_flags"]) or None
+    cleaned.data = _typed(rows, HOLDINGS_COLUMNS)
+    return cleaned
+
+
+# --------------------------------------------------------------------------------------------------
+# company_temperature_scores
+# --------------------------------------------------------------------------------------------------
+def _fx_table(company_master: pd.DataFrame) -> dict[str, float]:
+    fx = (
+        company_master.dropna(subset=["currency", "fx_rate_to_eur"])
+        .groupby("currency")["fx_rate_to_eur"]
+        .median()
+    )
+    table = {str(k): float(v) for k, v in fx.items() if v > 0}
+    table["EUR"] = 1.0
+    return table
+
+
+def _entities(company_master: pd.DataFrame, company_targets: pd.DataFrame, emissions: pd.DataFrame,
+              production: pd.DataFrame, cleaned: Cleaned) -> list[dict[str, Any]]:  # fmt: skip
+    master = company_master.drop_duplicates("company_id").set_index("company_id", drop=False)
+    entities: list[dict[str, Any]] = []
+    for rec in master.to_dict("records"):
+        entities.append(
+            {
+                "company_id": rec["company_id"],
+                "base_company_id": rec["company_id"],
+                "company_name": rec["company_name"],
+                "sector": _clean_text(rec["sector"]),
+                "region": _clean_text(rec["region"]),
+                "is_oecd": None if pd.isna(rec["is_oecd"]) else bool(rec["is_oecd"]),
+                "segment": None,
+                "is_split": False,
+            }
+        )
+    # synthetic sector splits: ids used by targets (ISIN+Sector), and companies reporting both
+    # emissions and production for a business segment of another sector than their own
+    split_ids: set[tuple[str, str]] = set()
+    if len(company_targets):
+        tgt = company_targets.dropna(subset=["sector_split"])
+        for base, sector, n in (
+            tgt.groupby(["base_company_id", "sector_split"]).size().reset_index().itertuples(index=False)
+        ):
+            if base in master.index:
+                split_ids.add((base, sector))
+            else:
+                cleaned.reject("targets of a sector split whose company is not in company_master", int(n))
+    seg_em = set(
+        map(tuple, emissions.dropna(subset=["segment"])[["company_id", "segment"]].drop_duplicates().values)
+    )
+    seg_pr = set(
+        map(tuple, production.dropna(subset=["segment"])[["company_id", "segment"]].drop_duplicates().values)
+    )
+    for base, segment in seg_em & seg_pr:
+        if base in master.index and master.at[base, "sector"] != segment:
+            split_ids.add((base, segment))
+    for base, sector in sorted(split_ids):
+        rec = master.loc[base]
+        entities.append(
+            {
+                "company_id": f"{base}+{sector}",
+                "base_company_id": base,
+                "company_name": rec["company_name"],
+                "sector": sector,
+                "region": _clean_text(rec["region"]),
+                "is_oecd": None if pd.isna(rec["is_oecd"]) else bool(rec["is_oecd"]),
+                "segment": sector,
+                "is_split": True,
+            }
+        )
+    return entities
+
+
+def company_temperature_scores(
+    company_master: pd.DataFrame,
+    reported_emissions: pd.DataFrame,
+    production: pd.DataFrame,
+    company_targets: pd.DataFrame,
+    intensity_pathways: pd.DataFrame,
+    benchmark_id: str,
+    scopes: tuple[str, ...] = ("S1S2",),
+) -> Cleaned:
+    """Temperature score per company (and synthetic sector split) and scope, against one benchmark.
+
+    Inputs are the outputs of company_master, reported_emissions, production, company_targets and
+    intensity_pathways (all partitions or just ``benchmark_id``'s: rows are filtered on it).
+
+    One row per entity and scope (default S1S2). Entities: every company_master row, plus
+    ``ISIN+Sector`` splits that targets refer to or for which a company reports segment emissions and
+    production of another sector. Columns: ``company_id``, ``base_company_id``, ``company_name``,
+    ``sector``, ``region``, ``scope``, ``benchmark_id``, ``benchmark_sector``/``benchmark_region``/``benchmark_scope`` (the
+    pathway used; S1 when the benchmark has no S1S2 pathway for the sector, e.g. TPI power), ``benchmark_temperature_c``, ``global_budget_gt_co2``, ``intensity_unit`` (benchmark
+    unit, company intensities are expressed in it), ``data_segment`` (segment whose figures were used;
+    <NA> = whole company), ``base_year``, ``base_year_emissions_t_co2e``, ``emissions_basis`` (reported | S1+S2 | S1+allocated S2 |
+    S1 only (no S2 reported)), ``base_year_production`` (in the
+    benchmark denominator unit), ``production_unit_reported`` (canonical unit of the production used),
+    ``base_year_intensity``, ``benchmark_intensity_base_year``, ``projected_intensity_2030``/``_2050``,
+    ``trend_annual_rate`` (trend projections), ``n_targets_used``/``netzero_year`` (target projections),
+    ``cumulative_emissions_t_co2e`` and ``cumulative_budget_t_co2e`` (base year + 1 .. 2050, production
+    held at the base-year level), ``overshoot_ratio`` (= CE / CB), ``temperature_score_uncapped_c``,
+    ``score_capped`` (the score hit the 4.4 C ceiling), ``temperature_score_c``,
+    ``score_source`` (target | trend | default), ``default_reason``.
+
+    Nothing is dropped: entities without usable data get 3.2 C with ``score_source = 'default'``.
+    ``rejected`` counts target rows of splits whose company is not in company_master.
+    """
+    cleaned = Cleaned(data=pd.DataFrame())
+    pathways = intensity_pathways[intensity_pathways["benchmark_id"] == benchmark_id]
+    if pathways.empty:
+        raise ValueError(f"intensity_pathways has no rows for benchmark_id {benchmark_id!r}")
+    ctx = scoring.Context(
+        emissions=scoring.index_emissions(reported_emissions),
+        production={str(k): g for k, g in production.groupby("company_id")},
+        targets={str(k): g for k, g in company_targets.groupby("company_id")},
+        pathways=scoring.index_pathways(pathways),
+        fx_to_eur=_fx_table(company_master),
+        benchmark_id=benchmark_id,
+    )
+    rows = [
+        scoring.score_entity(ctx, entity, scope)
+        for entity in _entities(company_master, company_targets, reported_emissions, production, cleaned)
+        for scope in scopes
+    ]
+    cleaned.data = _typed(rows, SCORE_COLUMNS)
+    return cleaned
+
+
+# --------------------------------------------------------------------------------------------------
+# portfolio_temperature_score
+# --------------------------------------------------------------------------------------------------
+def _weighted(values: pd.Series, weights: pd.Series) -> float:
+    total = float(weights.sum())
+    return float((values * weights).sum() / total) if total > 0 else math.nan
+
+
+def portfolio_temperature_score(
+    portfolio_holdings: pd.DataFrame, company_temperature_scores: pd.DataFrame, company_master: pd.DataFrame
+) -> Cleaned:
+    """Portfolio temperature score per scope and weighting method.
+
+    Each holding takes the score of its ``company_id`` (sector splits included); if there is none, the
+    score of its ``base_company_id`` (flagged as data-based only if that score is); otherwise the default
+    3.2 C. Methods (one row each, per benchmark and scope):
+
+    * ``WATS``: value-weighted average over all holdings, T = sum(v_i T_i) / sum(v_i); defaults count at 3.2 C.
+    * ``WATS_data_only``: the same over holdings with a target/trend score only.
+    * ``ECOTS``: EVIC ownership weighting, w_i = (v_i / EVIC_i) x E_i (owned base-year emissions), over
+      holdings with EVIC (company_master) and base-year emissions (the score row).
+
+    Columns: ``benchmark_id``, ``scope``, ``method``, ``temperature_score_c``, ``n_holdings``,
+    ``n_holdings_data_based``, ``n_holdings_default``, ``total_value_eur``, ``data_based_value_eur``,
+    ``coverage_value_share`` (data-based value / total value), ``method_value_eur`` and
+    ``method_value_share`` (value of the holdings the method averages over).
+    """
+    cleaned = Cleaned(data=pd.DataFrame())
+    scores = company_temperature_scores.drop_duplicates(["company_id", "scope", "benchmark_id"])
+    evic = company_master.drop_duplicates("company_id").set_index("company_id")["evic_eur"]
+    rows: list[dict[str, Any]] = []
+    for (benchmark_id, scope), sc in scores.groupby(["benchmark_id", "scope"]):
+        by_id = sc.set_index("company_id")
+        h = portfolio_holdings.copy()
+        picked = []
+        for cid, base in zip(h["company_id"], h["base_company_id"], strict=True):
+            key = cid if cid in by_id.index else (base if base in by_id.index else None)
+            picked.append(by_id.loc[key] if key is not None else None)
+        h["temperature_score_c"] = [
+            float(p["temperature_score_c"]) if p is not None else scoring.DEFAULT_SCORE_C for p in picked
+        ]
+        h["data_based"] = [p is not None and p["score_source"] != "default" for p in picked]
+        h["emissions"] = [
+            float(p["base_year_emissions_t_co2e"])
+            if p is not None and not pd.isna(p["base_year_emissions_t_co2e"])
+            else math.nan
+            for p in picked
+        ]
+        h["evic_eur"] = [
+            float(evic.get(cid, evic.get(base, math.nan)))
+            if not pd.isna(evic.get(cid, evic.get(base, math.nan)))
+            else math.nan
+            for cid, base in zip(h["company_id"], h["base_company_id"], strict=True)
+        ]
+        value = h["investment_value_eur"].astype(float)
+        total = float(value.sum())
+        data_value = float(value[h["data_based"]].sum())
+        common = {
+            "benchmark_id": benchmark_id,
+            "scope": scope,
+            "n_holdings": len(h),
+            "n_holdings_data_based": int(h["data_based"].sum()),
+            "n_holdings_default": int((~h["data_based"]).sum()),
+            "total_value_eur": total,
+            "data_based_value_eur": data_value,
+            "coverage_value_share": data_value / total if total else math.nan,
+        }
+        rows.append(
+            {**common, "method": "WATS", "temperature_score_c": _weighted(h["temperature_score_c"], value),
+             "method_value_eur": total, "method_value_share": 1.0 if total else math.nan}
+        )  # fmt: skip
+        db = h[h["data_based"]]
+        rows.append(
+            {**common, "method": "WATS_data_only",
+             "temperature_score_c": _weighted(db["temperature_score_c"], db["investment_value_eur"]),
+             "method_value_eur": data_value, "method_value_share": data_value / total if total else math.nan}
+        )  # fmt: skip
+        ok = h["data_based"] & (h["evic_eur"] > 0) & h["emissions"].notna()
+        owned = h.loc[ok, "investment_value_eur"] / h.loc[ok, "evic_eur"] * h.loc[ok, "emissions"]
+        ecots_value = float(h.loc[ok, "investment_value_eur"].sum())
+        rows.append(
+            {**common, "method": "ECOTS", "temperature_score_c": _weighted(h.loc[ok, "temperature_score_c"], owned),
+             "method_value_eur": ecots_value, "method_value_share": ecots_value / total if total else math.nan}
+        )  # fmt: skip
+    cleaned.data = _typed(rows, PORTFOLIO_COLUMNS)
+    return cleaned
