@@ -14,11 +14,8 @@ import os
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
+from mesh_assets.lakehouse.errors import storage_errors
 from mesh_assets.settings import MeshSettings, Profile, get_settings
-
-
-class CatalogUnavailableError(RuntimeError):
-    """The catalog database or the object store cannot be reached; the message says what to fix."""
 
 
 def _prepare_environment(settings: MeshSettings) -> None:
@@ -41,29 +38,8 @@ def load_catalog(settings: MeshSettings | None = None) -> SqlCatalog:
     """The (cached) catalog for ``settings`` (default: the current environment's)."""
     settings = settings or get_settings()
     _prepare_environment(settings)
-    properties = settings.catalog_properties()
-    try:
-        return _catalog(settings.catalog_name, tuple(sorted(properties.items())))
-    except Exception as exc:  # sqlalchemy raises driver-specific errors; translate them once, here
-        raise CatalogUnavailableError(describe_catalog_error(exc, settings)) from exc
-
-
-def describe_catalog_error(exc: BaseException, settings: MeshSettings) -> str:
-    """One actionable sentence for a catalog failure, without credentials."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    where = settings.catalog_uri(with_password=False)
-    if settings.profile is Profile.LAKE:
-        if "password authentication failed" in text or "authentication" in text.lower():
-            hint = "the catalog database rejected the credentials: check MESH_PG_PASSWORD / the pg_password secret"
-        elif "does not exist" in text and "database" in text:
-            hint = f"the catalog database {settings.pg_catalog_db!r} does not exist: run `mesh infra up`"
-        elif "Connection refused" in text or "could not connect" in text or "timeout" in text.lower():
-            hint = "the catalog database is not reachable: start it with `mesh infra up` (or check MESH_PORT_POSTGRES)"
-        else:
-            hint = "the Iceberg catalog could not be opened"
-    else:
-        hint = f"the local catalog could not be opened (is {settings.profile_home} writable?)"
-    return f"{hint} [{where}]: {text}"
+    with storage_errors(settings, "opening the Iceberg catalog"):
+        return _catalog(settings.catalog_name, tuple(sorted(settings.catalog_properties().items())))
 
 
 def ensure_namespace(catalog: SqlCatalog, namespace: str) -> None:

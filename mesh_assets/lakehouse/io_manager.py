@@ -29,6 +29,7 @@ from pyiceberg.table import Table
 
 from mesh_assets.lakehouse import partitions as parts
 from mesh_assets.lakehouse.catalog import load_catalog
+from mesh_assets.lakehouse.errors import storage_errors
 from mesh_assets.lakehouse.schema import dagster_table_schema
 from mesh_assets.lakehouse.tables import IcebergTables, TableRef, WriteResult
 from mesh_assets.settings import get_settings
@@ -98,14 +99,15 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         }
         if keys:
             properties["mesh.dagster.partitions"] = ",".join(keys[:50]) + (",..." if len(keys) > 50 else "")
-        result = self.tables.write(
-            ref,
-            obj,
-            dims=dims,
-            partition_keys=keys,
-            mode=str(definition.get("write_mode", "overwrite")),
-            snapshot_properties=properties,
-        )
+        with storage_errors(get_settings(self.profile), f"writing {ref.identifier}"):
+            result = self.tables.write(
+                ref,
+                obj,
+                dims=dims,
+                partition_keys=keys,
+                mode=str(definition.get("write_mode", "overwrite")),
+                snapshot_properties=properties,
+            )
         context.add_output_metadata(
             materialization_metadata(result, ref, get_settings(self.profile).catalog_name)
         )
@@ -116,6 +118,10 @@ class IcebergIOManager(dg.ConfigurableIOManager):
     # ---- inputs --------------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> object:
         ref = table_ref(context.asset_key)
+        with storage_errors(get_settings(self.profile), f"reading {ref.identifier}"):
+            return self._load(context, ref)
+
+    def _load(self, context: dg.InputContext, ref: TableRef) -> object:
         try:
             table = self.tables.load(ref)
         except NoSuchTableError:

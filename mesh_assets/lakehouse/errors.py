@@ -1,0 +1,107 @@
+"""One clear error per storage failure, naming what to fix.
+
+Catalog and object-store failures surface deep inside sqlalchemy, psycopg2, pyarrow or boto
+with pages of traceback. The IO manager runs every storage call inside :func:`storage_errors`,
+which turns the known failure modes into one :class:`StorageError` sentence that says which
+service failed and what to do, without credentials, and drops the chained traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from mesh_assets.settings import MeshSettings, Profile
+
+
+class StorageError(RuntimeError):
+    """The catalog database or the object store failed; the message says what to fix."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def describe(exc: BaseException, settings: MeshSettings) -> str | None:
+    """A one-sentence diagnosis for a known storage failure, or None for anything else."""
+    text = str(exc)
+    lower = text.lower()
+    module = type(exc).__module__ or ""
+    catalog = settings.catalog_uri(with_password=False)
+    if module.startswith(("sqlalchemy", "psycopg2")):
+        if "password authentication failed" in lower or "authentication failed" in lower:
+            return (
+                f"the Iceberg catalog database rejected the credentials [{catalog}]: check MESH_PG_PASSWORD "
+                f"or {settings.secrets_dir / 'pg_password'}"
+            )
+        if "does not exist" in lower and "database" in lower:
+            return f"the Iceberg catalog database does not exist [{catalog}]: run `mesh infra up`"
+        if any(
+            s in lower
+            for s in (
+                "connection refused",
+                "could not connect",
+                "server closed",
+                "timeout",
+                "terminating connection",
+            )
+        ):
+            where = (
+                "start it with `mesh infra up`"
+                if settings.profile is Profile.LAKE
+                else "check the catalog file"
+            )
+            return f"the Iceberg catalog database is not reachable [{catalog}]: {where} ({_first_line(exc)})"
+        if "database is locked" in lower:
+            return f"the local catalog is locked by another writer [{catalog}]: retry when it finishes"
+        return None
+    if (
+        settings.profile is Profile.LAKE and isinstance(exc, OSError | ConnectionError)
+    ) or "aws error" in lower:
+        endpoint, bucket = settings.s3_endpoint, settings.s3_bucket
+        if "nosuchbucket" in lower or "bucket does not exist" in lower or "no such bucket" in lower:
+            return f"the warehouse bucket {bucket!r} does not exist on {endpoint}: run `mesh infra up` to create it"
+        if any(
+            s in lower
+            for s in (
+                "invalidaccesskeyid",
+                "signaturedoesnotmatch",
+                "access denied",
+                "accessdenied",
+                "forbidden",
+            )
+        ):
+            return (
+                f"the object store at {endpoint} rejected the S3 credentials: check MESH_S3_ACCESS_KEY/"
+                f"MESH_S3_SECRET_KEY or the files under {settings.secrets_dir}"
+            )
+        if any(
+            s in lower
+            for s in (
+                "connection refused",
+                "couldn't connect",
+                "could not connect",
+                "failed to connect",
+                "curlcode: 7",
+                "connection reset",
+                "timed out",
+                "curl error",
+            )
+        ):
+            return f"the object store (S3 gateway) at {endpoint} is not reachable: start it with `mesh infra up` ({_first_line(exc)})"
+    return None
+
+
+@contextlib.contextmanager
+def storage_errors(settings: MeshSettings, action: str) -> Iterator[None]:
+    """Re-raise known storage failures during ``action`` as one :class:`StorageError` sentence."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:
+        message = describe(exc, settings)
+        if message is None:
+            raise
+        raise StorageError(f"{action}: {message}") from None
