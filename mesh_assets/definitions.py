@@ -8,7 +8,6 @@ jobs) plug in here, so every domain gets them by upgrading the platform, not by 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -16,10 +15,6 @@ import dagster as dg
 
 from mesh_assets.maintenance import maintenance_job, maintenance_schedule
 from mesh_assets.resources import resources_for
-
-# Domains use single-run backfills for partitioned products; the beta notice is platform noise.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-
 
 class DomainDefinitionError(ValueError):
     """A domain's assets are not declared the way the mesh requires."""

@@ -1,14 +1,15 @@
 """The persistent Dagster instance of a profile: SQLite under ``.mesh`` locally, PostgreSQL on the lake.
 
 ``mesh demo``, ``mesh ui`` and the tests all use this instance, so runs launched from the CLI are
-the runs the UI shows. The PostgreSQL password is referenced as ``{env: MESH_PG_PASSWORD}`` in
-``dagster.yaml``; it is put into the environment from the secrets file, never written out.
+the runs the UI shows. The PostgreSQL URL (with its password) is referenced as ``{env: MESH_DAGSTER_PG_URL}`` in
+``dagster.yaml``; the URL is put into the environment from the secrets file, never written out.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 
@@ -23,18 +24,19 @@ def instance_config(settings: MeshSettings) -> dict:
         "code_servers": {"local_startup_timeout": 180},
     }
     if settings.profile is Profile.LAKE:
-        config["storage"] = {
-            "postgres": {
-                "postgres_db": {
-                    "hostname": settings.host,
-                    "port": settings.ports.postgres,
-                    "username": settings.pg_user,
-                    "password": {"env": "MESH_PG_PASSWORD"},
-                    "db_name": settings.pg_dagster_db,
-                }
-            }
-        }
+        # A full URL pins the psycopg2 driver (SQLAlchemy 2.1 defaults postgresql:// to psycopg 3,
+        # which dagster-postgres's NOTIFY statements do not work with). It holds the password, so
+        # it is referenced from the environment, never written here.
+        config["storage"] = {"postgres": {"postgres_url": {"env": "MESH_DAGSTER_PG_URL"}}}
     return config
+
+
+def dagster_pg_url(settings: MeshSettings) -> str:
+    password = quote(settings.secret("pg_password"), safe="")
+    return (
+        f"postgresql+psycopg2://{settings.pg_user}:{password}@{settings.host}:{settings.ports.postgres}/"
+        f"{settings.pg_dagster_db}"
+    )
 
 
 def prepare_dagster_home(settings: MeshSettings | None = None) -> Path:
@@ -48,6 +50,6 @@ def prepare_dagster_home(settings: MeshSettings | None = None) -> Path:
         path.write_text(text)
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["MESH_PROFILE"] = settings.profile.value
-    if settings.profile is Profile.LAKE and "MESH_PG_PASSWORD" not in os.environ:
-        os.environ["MESH_PG_PASSWORD"] = settings.secret("pg_password")
+    if settings.profile is Profile.LAKE:
+        os.environ["MESH_DAGSTER_PG_URL"] = dagster_pg_url(settings)
     return home
