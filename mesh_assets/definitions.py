@@ -16,6 +16,7 @@ import dagster as dg
 from mesh_assets.maintenance import maintenance_job, maintenance_schedule
 from mesh_assets.resources import resources_for
 
+
 class DomainDefinitionError(ValueError):
     """A domain's assets are not declared the way the mesh requires."""
 
