@@ -157,7 +157,8 @@ class MeshSettings:
 
     def catalog_properties(self) -> dict[str, str]:
         """Properties for ``pyiceberg.catalog.sql.SqlCatalog`` (includes credentials: never log them)."""
-        props = {"uri": self.catalog_uri(), "warehouse": self.warehouse}
+        # pool_pre_ping: a catalog database restart must not surface as a stale pooled connection.
+        props = {"uri": self.catalog_uri(), "warehouse": self.warehouse, "pool_pre_ping": "true"}
         if self.profile is Profile.LAKE:
             props.update(
                 {

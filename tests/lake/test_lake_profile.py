@@ -1,0 +1,120 @@
+"""The `lake` profile end to end: the four domains into Iceberg on Ceph through the IO manager,
+runs stored in PostgreSQL, every table queried by Trino, and the same numbers as the embedded run."""
+
+import math
+import subprocess
+
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster._core.storage.dagster_run import DagsterRunStatus
+
+from mesh_assets.instance import prepare_dagster_home
+from mesh_assets.lakehouse.catalog import load_catalog
+from mesh_assets.maintenance import maintenance_job
+from mesh_assets.resources import resources_for
+from mesh_assets.runner import MeshWorkspace
+from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, get_settings
+from mesh_assets.trino import TrinoResource
+
+pytestmark = [pytest.mark.lake, pytest.mark.slow]
+
+SCORE = "portfolio_alignment.portfolio_temperature_score"
+
+
+@pytest.fixture(scope="module")
+def lake_mesh(lake_stack):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MESH_PROFILE", "lake")
+    settings = get_settings()
+    prepare_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance, MeshWorkspace(REPO_ROOT / "workspace.yaml", instance) as mesh:
+        nodes = mesh.asset_nodes()
+        runs = mesh.materialize_all(log_level="WARNING")
+        yield settings, instance, nodes, runs
+    mp.undo()
+
+
+def test_every_domain_materializes_into_the_lake(lake_mesh):
+    settings, instance, nodes, runs = lake_mesh
+    assert len(runs) == 5 and all(r.status is DagsterRunStatus.SUCCESS for r in runs)
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    for node in nodes:
+        metadata = instance.get_latest_materialization_event(node.key).asset_materialization.metadata
+        assert metadata["dagster/uri"].value.startswith(f"s3://{settings.s3_bucket}/iceberg/")
+        assert (
+            metadata["iceberg/snapshot_id"].value
+            == load_catalog(settings).load_table(".".join(node.key.path)).current_snapshot().snapshot_id
+        )
+
+
+def test_trino_reads_every_table_with_the_published_row_counts(lake_mesh, trino_sql):
+    _, instance, nodes, _ = lake_mesh
+    for node in nodes:
+        namespace, table = node.key.path
+        expected = (
+            instance.get_latest_materialization_event(node.key)
+            .asset_materialization.metadata["iceberg/table_row_count"]
+            .value
+        )
+        assert trino_sql(f'SELECT count(*) FROM "{namespace}"."{table}"') == [[expected]], node.key
+
+
+def test_trino_portfolio_numbers_equal_the_embedded_run(lake_mesh, trino_sql, tmp_path):
+    local_home = tmp_path / "local"
+    env = {"MESH_HOME": str(local_home), "MESH_PROFILE": "local", "PATH": "/usr/bin:/bin"}
+    demo = subprocess.run(
+        [str(REPO_ROOT / ".venv/bin/mesh"), "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MESH_HOME", str(local_home))
+    try:
+        local = load_catalog(MeshSettings.from_env(Profile.LOCAL)).load_table(SCORE).scan().to_pandas()
+    finally:
+        mp.undo()
+    lake = trino_sql(f"SELECT method, temperature_score_c, coverage_value_share, n_holdings FROM {SCORE}")
+    lake_by_method = {row[0]: row[1:] for row in lake}
+    assert set(lake_by_method) == set(local["method"]) == {"WATS", "WATS_data_only", "ECOTS"}
+    for row in local.itertuples():
+        score, coverage, holdings = lake_by_method[row.method]
+        assert math.isclose(score, row.temperature_score_c, rel_tol=1e-12)
+        assert math.isclose(coverage, row.coverage_value_share, rel_tol=1e-12)
+        assert holdings == row.n_holdings
+
+
+def test_an_asset_can_push_sql_down_to_trino(lake_mesh, trino_sql):
+    @dg.asset(key_prefix="companies")
+    def companies_per_sector(trino: TrinoResource) -> pd.DataFrame:
+        return trino.query(
+            "SELECT sector, count(*) AS companies FROM companies.company_master GROUP BY sector ORDER BY sector"
+        )
+
+    master = dg.AssetSpec(["companies", "company_master"])
+    result = dg.materialize([master, companies_per_sector], resources=resources_for(get_settings("lake")))
+    assert result.success
+    expected = load_catalog(get_settings("lake")).load_table("companies.company_master").scan().to_pandas()
+    expected = expected.groupby("sector").size().sort_index()
+    rows = trino_sql("SELECT sector, companies FROM companies.companies_per_sector ORDER BY sector")
+    assert rows == [[sector, int(n)] for sector, n in expected.items()]
+    trino_sql("DROP TABLE companies.companies_per_sector")
+
+
+def test_maintenance_job_runs_through_trino(lake_mesh, trino_sql):
+    before = trino_sql('SELECT count(*) FROM emissions."production$snapshots"')[0][0]
+    job = maintenance_job("emissions")
+    config = {"snapshot_retention_hours": 0, "orphan_retention_hours": 0, "compact_min_files": 1}
+    result = job.execute_in_process(
+        resources=resources_for(get_settings("lake")),
+        run_config={"ops": {"emissions_maintain_tables": {"config": config}}},
+    )
+    assert result.success
+    assert trino_sql('SELECT count(*) FROM emissions."production$snapshots"')[0][0] == 1 <= before
+    assert trino_sql('SELECT count(*) FROM emissions."production$files"')[0][0] == 1
+    observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert len(observed) == 4  # one per emissions table
