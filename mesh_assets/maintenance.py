@@ -98,21 +98,22 @@ def maintain_lake(trino: TrinoResource, identifier: str, config: MaintenanceConf
     """Maintenance through Trino's Iceberg table procedures."""
     namespace, name = identifier.split(".", 1)
     fqn = f'"{namespace}"."{name}"'
-    before = trino.execute(f'SELECT count(*) FROM {fqn}."$files"', schema=namespace)[0][0]
+    files, snapshots = f'"{namespace}"."{name}$files"', f'"{namespace}"."{name}$snapshots"'
+    before = trino.execute(f"SELECT count(*) FROM {files}", schema=namespace)[0][0]
     if before >= config.compact_min_files:
         trino.execute(f"ALTER TABLE {fqn} EXECUTE optimize", schema=namespace)
-    snapshots_before = trino.execute(f'SELECT count(*) FROM {fqn}."$snapshots"', schema=namespace)[0][0]
+    snapshots_before = trino.execute(f"SELECT count(*) FROM {snapshots}", schema=namespace)[0][0]
     retention = f"{int(config.snapshot_retention_hours * 3600)}s"
     trino.execute(
         f"ALTER TABLE {fqn} EXECUTE expire_snapshots(retention_threshold => '{retention}')", schema=namespace
     )
-    snapshots_after = trino.execute(f'SELECT count(*) FROM {fqn}."$snapshots"', schema=namespace)[0][0]
+    snapshots_after = trino.execute(f"SELECT count(*) FROM {snapshots}", schema=namespace)[0][0]
     orphan_retention = f"{int(config.orphan_retention_hours * 3600)}s"
     trino.execute(
         f"ALTER TABLE {fqn} EXECUTE remove_orphan_files(retention_threshold => '{orphan_retention}')",
         schema=namespace,
     )
-    after = trino.execute(f'SELECT count(*) FROM {fqn}."$files"', schema=namespace)[0][0]
+    after = trino.execute(f"SELECT count(*) FROM {files}", schema=namespace)[0][0]
     return {
         "files_before": int(before),
         "files_after": int(after),

@@ -214,6 +214,7 @@ class MeshSettings:
             "MESH_PG_CATALOG_DB": self.pg_catalog_db,
             "MESH_PG_DAGSTER_DB": self.pg_dagster_db,
             "MESH_TRINO_CATALOG": self.trino_catalog,
+            "MESH_CATALOG_NAME": self.catalog_name,
             "MESH_REPO_ROOT": str(REPO_ROOT),
         }
         env.update({f"MESH_PORT_{k.upper()}": str(v) for k, v in self.ports.values.items()})

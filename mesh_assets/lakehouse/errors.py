@@ -27,6 +27,7 @@ def describe(exc: BaseException, settings: MeshSettings) -> str | None:
     """A one-sentence diagnosis for a known storage failure, or None for anything else."""
     text = str(exc)
     lower = text.lower()
+    squashed = lower.replace("_", "").replace(" ", "")  # AWS codes come as NoSuchBucket or NO_SUCH_BUCKET
     module = type(exc).__module__ or ""
     catalog = settings.catalog_uri(with_password=False)
     if module.startswith(("sqlalchemy", "psycopg2")):
@@ -60,17 +61,11 @@ def describe(exc: BaseException, settings: MeshSettings) -> str | None:
         settings.profile is Profile.LAKE and isinstance(exc, OSError | ConnectionError)
     ) or "aws error" in lower:
         endpoint, bucket = settings.s3_endpoint, settings.s3_bucket
-        if "nosuchbucket" in lower or "bucket does not exist" in lower or "no such bucket" in lower:
+        if "nosuchbucket" in squashed or "bucketdoesnotexist" in squashed:
             return f"the warehouse bucket {bucket!r} does not exist on {endpoint}: run `mesh infra up` to create it"
         if any(
-            s in lower
-            for s in (
-                "invalidaccesskeyid",
-                "signaturedoesnotmatch",
-                "access denied",
-                "accessdenied",
-                "forbidden",
-            )
+            s in squashed
+            for s in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden")
         ):
             return (
                 f"the object store at {endpoint} rejected the S3 credentials: check MESH_S3_ACCESS_KEY/"

@@ -1,0 +1,223 @@
+# shellcheck shell=bash
+# Shared helpers for the local lake stack scripts (sourced, never executed).
+#
+# Every port, path and name comes from `python -m mesh_assets.settings env` (loaded here when
+# MESH_SERVICES_DIR is unset); secrets come from MESH_<NAME> or $MESH_SECRETS_DIR/<name> and are
+# never printed. Logging goes to stderr; stdout is reserved for `status` lines.
+
+set -Eeuo pipefail
+
+MESH_LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MESH_LOCAL_REPO="$(cd "$MESH_LOCAL_DIR/../.." && pwd)"
+MESH_PYTHON="${MESH_PYTHON:-$MESH_LOCAL_REPO/.venv/bin/python}"
+LAKECTL=("$MESH_PYTHON" "$MESH_LOCAL_DIR/lakectl.py")
+
+# A small, fixed PATH for everything we start (daemons get nothing else from our environment).
+# shellcheck disable=SC2034 # used by the service scripts
+SAFE_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+SERVICE="${SERVICE:-stack}"
+
+log() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$SERVICE" "$*" >&2; }
+warn() { log "WARNING: $*"; }
+
+# die MESSAGE [LOGFILE]: print MESSAGE (and the tail of LOGFILE) to stderr, exit 1.
+die() {
+    log "ERROR: $1"
+    if [[ -n "${2:-}" && -f "$2" ]]; then
+        printf -- '----- last 30 lines of %s -----\n' "$2" >&2
+        tail -n 30 "$2" >&2 || true
+        printf -- '----- end of %s -----\n' "$2" >&2
+    fi
+    exit 1
+}
+
+load_env() {
+    if [[ -z "${MESH_SERVICES_DIR:-}" ]]; then
+        [[ -x "$MESH_PYTHON" ]] || die "no Python at $MESH_PYTHON (set MESH_PYTHON or create the venv)"
+        local out
+        out="$(cd "$MESH_LOCAL_REPO" && "$MESH_PYTHON" -m mesh_assets.settings env)" \
+            || die "python -m mesh_assets.settings env failed"
+        eval "$out"
+    fi
+    local v
+    for v in MESH_HOME MESH_SERVICES_DIR MESH_SECRETS_DIR MESH_HOST MESH_PORT_S3 MESH_PORT_POSTGRES \
+        MESH_PORT_TRINO MESH_PORT_CEPH_MON MESH_PORT_CEPH_MON_V1 MESH_S3_BUCKET MESH_S3_REGION MESH_PG_USER \
+        MESH_PG_CATALOG_DB MESH_PG_DAGSTER_DB MESH_TRINO_CATALOG; do
+        [[ -n "${!v:-}" ]] || die "$v is not set (expected from python -m mesh_assets.settings env)"
+    done
+    export MESH_HOME MESH_SERVICES_DIR MESH_SECRETS_DIR MESH_HOST MESH_PORT_S3 MESH_PORT_POSTGRES \
+        MESH_PORT_TRINO MESH_PORT_CEPH_MON MESH_PORT_CEPH_MON_V1 MESH_S3_BUCKET MESH_S3_REGION MESH_PG_USER \
+        MESH_PG_CATALOG_DB MESH_PG_DAGSTER_DB MESH_TRINO_CATALOG
+    # Every S3 client we run talks to RGW, which rejects the streaming checksums of recent AWS SDKs.
+    export AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED AWS_RESPONSE_CHECKSUM_VALIDATION=WHEN_REQUIRED
+    CACHE_DIR="$MESH_SERVICES_DIR/cache"
+    mkdir -p "$MESH_SERVICES_DIR"
+}
+
+ensure_secrets() {
+    local name var missing=0
+    for name in pg_password s3_access_key s3_secret_key; do
+        var="MESH_$(tr '[:lower:]' '[:upper:]' <<<"$name")"
+        [[ -n "${!var:-}" || -s "$MESH_SECRETS_DIR/$name" ]] || missing=1
+    done
+    ((missing)) || return 0
+    (cd "$MESH_LOCAL_REPO" && "$MESH_PYTHON" -c \
+        'from mesh_assets.settings import get_settings; get_settings().ensure_secrets()') \
+        || die "could not create the secrets under $MESH_SECRETS_DIR"
+}
+
+# read_secret NAME: MESH_<NAME> if set, else the file $MESH_SECRETS_DIR/<name> (printed on stdout:
+# only ever use it in a command substitution that goes to a variable).
+read_secret() {
+    local name="$1" var
+    var="MESH_$(tr '[:lower:]' '[:upper:]' <<<"$name")"
+    if [[ -n "${!var:-}" ]]; then
+        printf '%s' "${!var}"
+    elif [[ -f "$MESH_SECRETS_DIR/$name" ]]; then
+        tr -d '\n' <"$MESH_SECRETS_DIR/$name"
+    else
+        die "secret $name is not set: export $var or create $MESH_SECRETS_DIR/$name"
+    fi
+}
+
+# load_secrets: export MESH_PG_PASSWORD / MESH_S3_ACCESS_KEY / MESH_S3_SECRET_KEY for child processes.
+load_secrets() {
+    ensure_secrets
+    MESH_PG_PASSWORD="$(read_secret pg_password)"
+    MESH_S3_ACCESS_KEY="$(read_secret s3_access_key)"
+    MESH_S3_SECRET_KEY="$(read_secret s3_secret_key)"
+    export MESH_PG_PASSWORD MESH_S3_ACCESS_KEY MESH_S3_SECRET_KEY
+}
+
+is_root() { [[ "$(id -u)" == 0 ]]; }
+
+# apt_install PKG...: install Debian packages that are missing (root only).
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    is_root || die "missing Debian packages (${missing[*]}): run as root or install them first"
+    log "apt-get install ${missing[*]}"
+    local aptlog="$CACHE_DIR/apt.log"
+    mkdir -p "$CACHE_DIR"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1; then
+        log "apt-get install failed, running apt-get update and retrying"
+        DEBIAN_FRONTEND=noninteractive apt-get update >>"$aptlog" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >>"$aptlog" 2>&1 \
+            || die "apt-get install ${missing[*]} failed" "$aptlog"
+    fi
+}
+
+# ---- processes ------------------------------------------------------------------------------
+
+# pid_alive PID: true if PID runs and is not a zombie.
+pid_alive() {
+    local pid="$1" state
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ -r "/proc/$pid/stat" ]] || return 1
+    state="$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
+    [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+# pidfile_alive FILE PATTERN: true if FILE holds the pid of a live process whose command line
+# contains PATTERN (protects against pid reuse). Echoes the pid.
+pidfile_alive() {
+    local file="$1" pattern="$2" pid
+    [[ -f "$file" ]] || return 1
+    pid="$(head -n1 "$file" 2>/dev/null | tr -dc '0-9')"
+    pid_alive "$pid" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern" || return 1
+    echo "$pid"
+}
+
+# start_daemon PIDFILE LOGFILE CMD...: run CMD in its own session, detached from our stdio,
+# and record its pid. CMD must stay in the foreground (exec chains keep the pid).
+start_daemon() {
+    local pidfile="$1" logfile="$2"
+    shift 2
+    mkdir -p "$(dirname "$pidfile")" "$(dirname "$logfile")"
+    printf '\n===== %s start: %s\n' "$(date -Is)" "$1" >>"$logfile"
+    (
+        # close every inherited descriptor above stderr (our lock, callers' pipes): a daemon
+        # holding them would keep the lock taken and a caller's output pipe open forever
+        local fd
+        for fd in /proc/self/fd/*; do
+            fd="${fd##*/}"
+            ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+        done
+        exec setsid "$@" >>"$logfile" 2>&1 </dev/null
+    ) &
+    echo $! >"$pidfile"
+}
+
+# stop_pid PID NAME [TIMEOUT] [SIGNAL]: SIGNAL (default TERM), wait TIMEOUT s, then SIGKILL.
+stop_pid() {
+    local pid="$1" name="$2" timeout="${3:-30}" sig="${4:-TERM}" i
+    pid_alive "$pid" || return 0
+    log "stopping $name (pid $pid, SIG$sig)"
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < timeout * 5; i++)); do
+        pid_alive "$pid" || return 0
+        sleep 0.2
+    done
+    warn "$name (pid $pid) still running after ${timeout}s: SIGKILL"
+    kill -s KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        pid_alive "$pid" || return 0
+        sleep 0.2
+    done
+    die "$name (pid $pid) survived SIGKILL"
+}
+
+# wait_until TIMEOUT DESCRIPTION CMD...: retry CMD every second until it succeeds or TIMEOUT s pass.
+# If WAIT_PIDFILE/WAIT_PATTERN are set, fail early when that daemon dies.
+wait_until() {
+    local timeout="$1" what="$2" start=$SECONDS
+    shift 2
+    while true; do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        if [[ -n "${WAIT_PIDFILE:-}" ]] && ! pidfile_alive "$WAIT_PIDFILE" "$WAIT_PATTERN" >/dev/null; then
+            log "the process behind $WAIT_PIDFILE died while waiting for: $what"
+            return 1
+        fi
+        if ((SECONDS - start >= timeout)); then
+            log "timed out after ${timeout}s waiting for: $what"
+            return 1
+        fi
+        sleep 1
+    done
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# port_free_or_die HOST PORT WHAT: fail with a clear message if someone else listens there.
+port_free_or_die() {
+    if port_open "$1" "$2"; then
+        die "$3: $1:$2 is already in use by another process (set MESH_PORT_* to move it)"
+    fi
+}
+
+# with_lock CMD...: run CMD holding $MESH_SERVICES_DIR/.lock (nested calls do not re-lock).
+with_lock() {
+    if [[ -n "${MESH_LAKE_LOCKED:-}" ]]; then
+        "$@"
+        return
+    fi
+    mkdir -p "$MESH_SERVICES_DIR"
+    exec {lockfd}>"$MESH_SERVICES_DIR/.lock"
+    if ! flock -w "${MESH_LAKE_LOCK_TIMEOUT:-900}" "$lockfd"; then
+        die "another deploy/local script holds $MESH_SERVICES_DIR/.lock"
+    fi
+    export MESH_LAKE_LOCKED=1
+    "$@"
+}
+
+# fingerprint FILE...: a short hash of the given files (config change detection).
+fingerprint() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+
+rss_mb() { "${LAKECTL[@]}" rss "$@" 2>/dev/null || echo "?"; }
