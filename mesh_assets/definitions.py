@@ -9,12 +9,16 @@ jobs) plug in here, so every domain gets them by upgrading the platform, not by 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 import dagster as dg
 
+from mesh_assets.contracts.checks import contract_check, freshness_checks
+from mesh_assets.contracts.model import ProductContract, domain_contracts
 from mesh_assets.maintenance import maintenance_job, maintenance_schedule
 from mesh_assets.resources import resources_for
+from mesh_assets.settings import REPO_ROOT
 
 
 class DomainDefinitionError(ValueError):
@@ -45,6 +49,34 @@ def _check_keys(domain: str, assets: Sequence[dg.AssetsDefinition]) -> None:
         )
 
 
+def _governed(spec: dg.AssetSpec, domain: str, contract: ProductContract | None) -> dg.AssetSpec:
+    """Platform tags for every product; for a product with a contract, what the contract declares."""
+    spec = spec.merge_attributes(kinds={"iceberg"}, tags={"mesh/domain": domain})
+    if contract is None:
+        return spec
+    spec = spec.merge_attributes(
+        owners=list(contract.owners),
+        tags={"mesh/contract_version": contract.version, "mesh/contract_status": contract.status},
+        metadata={
+            "dagster/column_schema": contract.column_schema(),
+            "mesh/contract": dg.MetadataValue.path(
+                str(
+                    contract.path.relative_to(REPO_ROOT)
+                    if contract.path.is_relative_to(REPO_ROOT)
+                    else contract.path
+                )
+            ),
+            "mesh/readers": ", ".join(contract.readers),
+            # read by the IO manager: enforce the contract's columns, stage on an audit branch
+            "mesh/contract_columns": contract.enforced_columns(),
+            "mesh/wap": True,
+        },
+    )
+    if not spec.description and contract.description:
+        spec = spec.replace_attributes(description=contract.description)
+    return spec
+
+
 def consumed_keys(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetKey]:
     """Upstream keys the domain reads but does not define: products of other domains."""
     defined = {key for a in assets for key in a.keys}
@@ -68,19 +100,26 @@ def build_domain_definitions(
         if isinstance(a, dg.AssetsDefinition)
     ]
     _check_keys(domain, assets)
-    assets = list(
-        dg.map_asset_specs(
-            lambda spec: spec.merge_attributes(kinds={"iceberg"}, tags={"mesh/domain": domain}),
-            assets,
-        )
-    )
+    contracts = domain_contracts(Path(modules[0].__file__).parent / "contracts") if modules else {}
+    assets = list(dg.map_asset_specs(lambda spec: _governed(spec, domain, contracts.get(spec.key)), assets))
+    governed = [contracts[key] for a in assets for key in a.keys if key in contracts]
+    freshness = freshness_checks(governed)
+    if freshness:
+        sensors = [
+            *sensors,
+            dg.build_sensor_for_freshness_checks(freshness_checks=freshness, name=f"{domain}_freshness"),
+        ]
     # Products of other domains appear here as external specs: the code location loads alone,
     # and the workspace joins them to their producer, so lineage crosses code locations.
     external = [dg.AssetSpec(key) for key in consumed_keys(assets)]
     maintenance = maintenance_job(domain)
     return dg.Definitions(
         assets=[*assets, *external],
-        asset_checks=list(dg.load_asset_checks_from_modules(modules)),
+        asset_checks=[
+            *dg.load_asset_checks_from_modules(modules),
+            *(contract_check(c) for c in governed),
+            *freshness,
+        ],
         jobs=[*jobs, maintenance],
         schedules=[*schedules, maintenance_schedule(maintenance)],
         sensors=list(sensors),

@@ -19,6 +19,7 @@ run time, so they never appear in run config, the UI or event logs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,11 @@ PIN_TAG_PREFIX = "mesh/pin/"
 
 class UpstreamNotMaterializedError(LookupError):
     """An input's table does not exist yet."""
+
+
+def audit_branch(run_id: str) -> str:
+    """The Iceberg branch a run stages a contract-governed product on (write-audit-publish)."""
+    return f"audit-{run_id}"
 
 
 def table_ref(asset_key: dg.AssetKey) -> TableRef:
@@ -106,13 +112,22 @@ class IcebergIOManager(dg.ConfigurableIOManager):
                 dims=dims,
                 partition_keys=keys,
                 mode=str(definition.get("write_mode", "overwrite")),
+                branch=audit_branch(context.run_id) if definition.get("mesh/wap") else None,
                 snapshot_properties=properties,
+                contract_columns=json.loads(definition["mesh/contract_columns"])
+                if definition.get("mesh/contract_columns")
+                else None,
             )
         context.add_output_metadata(
             materialization_metadata(result, ref, get_settings(self.profile).catalog_name)
         )
+        staged = (
+            " on audit branch (published after its contract check passes)"
+            if definition.get("mesh/wap")
+            else ""
+        )
         context.log.info(
-            f"wrote {result.rows_written} rows to {ref.identifier} at snapshot {result.snapshot_id}"
+            f"wrote {result.rows_written} rows to {ref.identifier} at snapshot {result.snapshot_id}{staged}"
         )
 
     # ---- inputs --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
@@ -36,6 +37,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import Snapshot
 
+from mesh_assets.contracts.model import check_contract_columns
 from mesh_assets.lakehouse import partitions as parts
 from mesh_assets.lakehouse.catalog import ensure_namespace
 from mesh_assets.lakehouse.schema import (
@@ -180,6 +182,7 @@ class IcebergTables:
         mode: str = "overwrite",
         branch: str | None = None,
         snapshot_properties: Mapping[str, str] | None = None,
+        contract_columns: list[dict[str, Any]] | None = None,
     ) -> WriteResult:
         """Write ``data`` (DataFrame, Arrow table or RecordBatchReader) in one atomic commit.
 
@@ -201,9 +204,14 @@ class IcebergTables:
             if dims:
                 parts.check_rows_in_partitions(dims, partition_keys, source)  # type: ignore[arg-type]
 
+        if contract_columns is not None:
+            types = {f.name: str(f.field_type) for f in arrow_to_iceberg_schema(schema).fields}
+            check_contract_columns(contract_columns, types)
         properties = {k: str(v) for k, v in (snapshot_properties or {}).items()}
         for attempt in range(1, REPLAN_ATTEMPTS + 1):
             table = self._load_or_create(ref, schema, dims)
+            if branch:
+                table = self._ensure_branch(table, branch)
             try:
                 return self._commit(table, source, schema, dims, partition_keys, mode, branch, properties)
             except CommitFailedException:
@@ -268,6 +276,50 @@ class IcebergTables:
         snapshot = committed.snapshot_by_name(target_branch) or committed.current_snapshot()
         rows = source.rows if isinstance(source, _CountingReader) else source.num_rows
         return WriteResult(committed, snapshot, rows, plan, str(replace))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _ensure_branch(table: Table, branch: str) -> Table:
+        """Create ``branch`` at main's head (write-audit-publish stages on it; main stays as it is).
+
+        Iceberg cannot branch a table without snapshots, so a new table first gets an empty
+        snapshot on main: consumers see an empty, published table, never unchecked rows.
+        """
+        if table.snapshot_by_name(branch) is not None:
+            return table
+        if table.current_snapshot() is None:
+            empty = table.schema().as_arrow().empty_table()
+            with contextlib.suppress(CommitFailedException):  # a concurrent run made the genesis snapshot
+                table.append(empty, snapshot_properties={"mesh.genesis": "true"})
+            table = table.refresh()
+        with contextlib.suppress(CommitFailedException):
+            table.manage_snapshots().create_branch(table.current_snapshot().snapshot_id, branch).commit()
+        return table.refresh()
+
+    def publish(self, ref: TableRef, branch: str) -> Snapshot:
+        """Fast-forward main to ``branch`` (the audited snapshot) and drop the branch.
+
+        Refused when main moved since the branch was cut: publishing would silently discard
+        that other commit.
+        """
+        table = self.load(ref)
+        audited = table.snapshot_by_name(branch)
+        if audited is None:
+            raise LookupError(f"{ref.identifier} has no audit branch {branch!r} to publish")
+        main = table.current_snapshot()
+        if main is not None and not _is_ancestor(table, main.snapshot_id, audited.snapshot_id):
+            raise CommitFailedException(
+                f"main of {ref.identifier} moved since audit branch {branch!r} was created; re-run to re-audit"
+            )
+        with table.manage_snapshots() as manage:
+            manage.set_current_snapshot(audited.snapshot_id)
+            manage.remove_branch(branch)
+        return audited
+
+    def discard(self, ref: TableRef, branch: str) -> None:
+        """Drop an audit branch that failed its checks (its files go with snapshot expiry)."""
+        table = self.load(ref)
+        if table.snapshot_by_name(branch) is not None:
+            table.manage_snapshots().remove_branch(branch).commit()
 
     @staticmethod
     def _stage_files(
@@ -355,3 +407,12 @@ class IcebergTables:
         if columns:
             kwargs["selected_fields"] = tuple(columns)
         return table.scan(**kwargs)  # type: ignore[arg-type]
+
+
+def _is_ancestor(table: Table, ancestor_id: int, snapshot_id: int) -> bool:
+    current = table.snapshot_by_id(snapshot_id)
+    while current is not None:
+        if current.snapshot_id == ancestor_id:
+            return True
+        current = table.snapshot_by_id(current.parent_snapshot_id) if current.parent_snapshot_id else None
+    return False

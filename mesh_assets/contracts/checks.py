@@ -1,0 +1,236 @@
+"""Contracts enforced at run time: Great Expectations suites as blocking checks that gate publication.
+
+Write-audit-publish: the IO manager writes a contract-governed product to an Iceberg audit branch
+(``audit-<run id>``); main, which every consumer reads, does not change. The blocking ``contract``
+check then validates the branch with the product's expectation suite and, only if every
+expectation passes, fast-forwards main to the audited snapshot. When one fails, the branch is
+dropped, main is unchanged, the check result carries the failing expectations with sample
+offending values, an HTML report is linked, and the run fails (the check is blocking, so nothing
+downstream runs on unchecked data).
+
+Great Expectations takes about 10 s to import, so it is imported here only inside the check.
+"""
+
+import html
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from mesh_assets.contracts.model import ProductContract
+from mesh_assets.lakehouse.io_manager import IcebergIOManager, audit_branch, table_ref
+from mesh_assets.settings import get_settings
+
+SAMPLE_ROWS = 5
+
+
+@dataclass
+class ExpectationOutcome:
+    expectation: str
+    column: str | None
+    success: bool
+    unexpected_count: int | None
+    sample: list[Any]
+    details: str
+
+
+def _camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+def expectations_for(contract: ProductContract) -> list[Any]:
+    """The GX 1.x expectation suite of a contract."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    suite: list[Any] = [e.ExpectTableColumnsToMatchOrderedList(column_list=contract.column_names)]
+    if contract.min_rows is not None:
+        suite.append(e.ExpectTableRowCountToBeBetween(min_value=contract.min_rows))
+    for keys in contract.compound_keys:
+        suite.append(e.ExpectCompoundColumnsToBeUnique(column_list=list(keys)))
+    for column in contract.columns:
+        if column.required:
+            suite.append(e.ExpectColumnValuesToNotBeNull(column=column.name))
+        if column.unique:
+            suite.append(e.ExpectColumnValuesToBeUnique(column=column.name))
+        if column.allowed is not None:
+            suite.append(e.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(column.allowed)))
+        for rule in column.rules:
+            cls = getattr(e, _camel(rule["expectation"]), None)
+            if cls is None:
+                raise ValueError(
+                    f"{contract.path}: unknown Great Expectations expectation {rule['expectation']!r}"
+                )
+            suite.append(cls(column=column.name, **rule["kwargs"]))
+    return suite
+
+
+def validate_frame(contract: ProductContract, frame: pd.DataFrame) -> list[ExpectationOutcome]:
+    """Run the contract's suite on ``frame`` with an ephemeral GX context."""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws progress bars otherwise
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    name = "_".join(contract.key.path)
+    batch_definition = (
+        context.data_sources.add_pandas(f"{name}_source")
+        .add_dataframe_asset(name=name)
+        .add_batch_definition_whole_dataframe("all")
+    )
+    suite = context.suites.add(
+        gx.ExpectationSuite(name=f"{name}_contract", expectations=expectations_for(contract))
+    )
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(
+        suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS}
+    )
+    outcomes = []
+    for r in result.results:
+        config = r.expectation_config
+        kwargs = dict(config.kwargs)
+        details = r.result or {}
+        sample = details.get("partial_unexpected_list") or []
+        if not r.success and not sample and "observed_value" in details:
+            sample = [details["observed_value"]]
+        extra = {k: v for k, v in kwargs.items() if k not in ("column", "batch_id")}
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=config.type,
+                column=kwargs.get("column"),
+                success=bool(r.success),
+                unexpected_count=details.get("unexpected_count"),
+                sample=[_jsonable(v) for v in sample[:SAMPLE_ROWS]],
+                details=", ".join(f"{k}={_short(v)}" for k, v in extra.items()),
+            )
+        )
+    return outcomes
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and value != value:  # NaN: a missing value
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def write_report(
+    contract: ProductContract, outcomes: list[ExpectationOutcome], run_id: str, snapshot: int | None
+) -> Path:
+    """A self-contained HTML report of one check run (the equivalent of GX Data Docs for one validation)."""
+    settings = get_settings()
+    folder = settings.profile_home / "reports" / "_".join(contract.key.path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run_id}.html"
+    failed = [o for o in outcomes if not o.success]
+    rows = "\n".join(
+        f"<tr class={'ok' if o.success else 'fail'}><td>{'pass' if o.success else 'FAIL'}</td>"
+        f"<td>{html.escape(o.expectation)}</td><td>{html.escape(o.column or '(table)')}</td>"
+        f"<td>{html.escape(o.details)}</td><td>{'' if o.unexpected_count is None else o.unexpected_count}</td>"
+        f"<td>{html.escape(', '.join(map(str, o.sample)))}</td></tr>"
+        for o in outcomes
+    )
+    title = f"{contract.key.to_user_string()} contract {contract.version}"
+    path.write_text(
+        f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
+tr.fail{{background:#fde2e2}}tr.ok{{background:#e6f4ea}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Run {html.escape(run_id)} &middot; audited snapshot {snapshot} &middot; {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC &middot;
+<b>{len(outcomes) - len(failed)} of {len(outcomes)} expectations passed</b></p>
+<table><tr><th>result</th><th>expectation</th><th>column</th><th>arguments</th><th>unexpected</th><th>sample of offending values</th></tr>
+{rows}</table><p>Contract: {html.escape(str(contract.path))}</p></body></html>
+"""
+    )
+    return path
+
+
+def _outcome_table(outcomes: list[ExpectationOutcome]) -> str:
+    lines = ["| expectation | column | unexpected | sample |", "| --- | --- | ---: | --- |"]
+    for o in outcomes:
+        sample = ", ".join(map(str, o.sample))
+        lines.append(f"| {o.expectation} | {o.column or '(table)'} | {o.unexpected_count or ''} | {sample} |")
+    return "\n".join(lines)
+
+
+def contract_check(contract: ProductContract) -> dg.AssetChecksDefinition:
+    """The blocking check that audits a product against its contract and publishes it."""
+
+    @dg.asset_check(
+        asset=contract.key,
+        name="contract",
+        blocking=True,
+        description=f"Audits the staged snapshot against {contract.path.name} (v{contract.version}) and publishes it.",
+        required_resource_keys={"io_manager"},
+    )
+    def _contract(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        io: IcebergIOManager = context.resources.io_manager
+        tables = io.tables
+        ref = table_ref(contract.key)
+        branch = audit_branch(context.run.run_id)
+        table = tables.load(ref)
+        staged = table.snapshot_by_name(branch)
+        audited = staged or table.current_snapshot()
+        frame = tables.scan(table, snapshot=audited).to_pandas() if audited else pd.DataFrame()
+        outcomes = validate_frame(contract, frame)
+        failed = [o for o in outcomes if not o.success]
+        report = write_report(
+            contract, outcomes, context.run.run_id, audited.snapshot_id if audited else None
+        )
+        metadata: dict[str, Any] = {
+            "contract_version": contract.version,
+            "expectations": len(outcomes),
+            "failed_expectations": len(failed),
+            "audited_snapshot_id": dg.MetadataValue.int(audited.snapshot_id) if audited else None,
+            "audited_rows": len(frame),
+            "report": dg.MetadataValue.path(str(report)),
+        }
+        if failed:
+            metadata["failures"] = dg.MetadataValue.md(_outcome_table(failed))
+            metadata["failures_json"] = dg.MetadataValue.json(
+                [
+                    {
+                        "expectation": o.expectation,
+                        "column": o.column,
+                        "unexpected": o.unexpected_count,
+                        "sample": o.sample,
+                    }
+                    for o in failed
+                ]
+            )
+            if staged is not None:
+                tables.discard(ref, branch)
+            metadata["published"] = False
+            context.log.error(
+                f"{contract.key.to_user_string()} broke its contract ({len(failed)} expectation(s)); main is unchanged"
+            )
+        elif staged is not None:
+            published = tables.publish(ref, branch)
+            metadata["published"] = True
+            metadata["published_snapshot_id"] = dg.MetadataValue.int(published.snapshot_id)
+        metadata = {k: v for k, v in metadata.items() if v is not None}
+        return dg.AssetCheckResult(passed=not failed, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
+
+    return _contract
+
+
+def freshness_checks(contracts: list[ProductContract]) -> list[dg.AssetChecksDefinition]:
+    """One last-update freshness check per product with a latency SLA."""
+    checks: list[dg.AssetChecksDefinition] = []
+    for contract in contracts:
+        if contract.freshness is not None:
+            checks.extend(
+                dg.build_last_update_freshness_checks(
+                    assets=[contract.key], lower_bound_delta=contract.freshness
+                )
+            )
+    return checks

@@ -1,0 +1,209 @@
+"""Data product contracts: Open Data Contract Standard (ODCS v3) files, read into what the platform enforces.
+
+A domain keeps one contract per product in ``domains/<domain>/contracts/<product>.odcs.yaml``.
+The platform reads the subset of ODCS it acts on:
+
+* ``team`` -> Dagster owners; ``roles`` -> who may read (recorded as tags for access control);
+* ``schema[0].properties`` -> the columns, Iceberg types, ``required``/``unique``/``enum``, and
+  column rules (``type: custom, engine: greatExpectations``), all enforced as Great Expectations
+  suites in a blocking check and as the column schema shown in the UI;
+* ``schema[0].quality`` -> table rules (``rowCount``, ``duplicateValues`` over key columns);
+* ``slaProperties`` ``latency`` -> a freshness check.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+CONTRACT_SUFFIX = ".odcs.yaml"
+
+# ODCS physicalType values the platform accepts, as Iceberg type names.
+ICEBERG_TYPES = {"string", "long", "int", "double", "float", "boolean", "date", "timestamp", "timestamptz"}
+
+
+class ContractError(ValueError):
+    """A contract file is invalid, or an output breaks its contract; the message names the rule."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    iceberg_type: str
+    required: bool = False
+    unique: bool = False
+    description: str | None = None
+    allowed: tuple[Any, ...] | None = None
+    rules: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProductContract:
+    """What the platform enforces for one data product."""
+
+    key: dg.AssetKey
+    path: Path
+    version: str
+    status: str
+    description: str | None
+    owners: tuple[str, ...]
+    readers: tuple[str, ...]
+    columns: tuple[Column, ...]
+    min_rows: int | None = None
+    compound_keys: tuple[tuple[str, ...], ...] = ()
+    freshness: timedelta | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".", 1)[0])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column_schema(self) -> dg.TableSchema:
+        return dg.TableSchema(
+            columns=[
+                dg.TableColumn(
+                    name=c.name,
+                    type=c.iceberg_type,
+                    description=c.description,
+                    constraints=dg.TableColumnConstraints(nullable=not c.required, unique=c.unique),
+                )
+                for c in self.columns
+            ]
+        )
+
+    def enforced_columns(self) -> str:
+        """The columns as JSON, carried in asset metadata to the IO manager (schema enforcement)."""
+        return json.dumps(
+            [{"name": c.name, "type": c.iceberg_type, "required": c.required} for c in self.columns]
+        )
+
+
+def _latency(sla: list[Any] | None, path: Path) -> timedelta | None:
+    for prop in sla or []:
+        if prop.property == "latency":
+            units = {"h": "hours", "d": "days", "m": "minutes", "hours": "hours", "days": "days"}
+            unit = units.get(str(prop.unit or "h").lower())
+            if unit is None:
+                raise ContractError(f"{path}: slaProperties latency unit {prop.unit!r} is not h, d or m")
+            return timedelta(**{unit: float(prop.value)})
+    return None
+
+
+@functools.cache
+def load_contract(path: Path) -> ProductContract:
+    """Parse and check one contract file (cached: contracts are read at code location load)."""
+    from open_data_contract_standard.model import OpenDataContractStandard
+
+    try:
+        odcs = OpenDataContractStandard.from_file(str(path))
+    except Exception as exc:
+        raise ContractError(f"{path}: not a valid ODCS contract: {str(exc).splitlines()[0]}") from None
+    if not odcs.domain or not odcs.dataProduct or not odcs.schema_:
+        raise ContractError(f"{path}: a product contract needs domain, dataProduct and one schema object")
+    obj = odcs.schema_[0]
+    columns = []
+    for prop in obj.properties or []:
+        physical = str(prop.physicalType or "").lower()
+        if physical not in ICEBERG_TYPES:
+            raise ContractError(
+                f"{path}: column {prop.name!r} has physicalType {prop.physicalType!r}; use an Iceberg type: "
+                f"{sorted(ICEBERG_TYPES)}"
+            )
+        rules = []
+        for quality in prop.quality or []:
+            if quality.type == "custom" and (quality.engine or "").lower() == "greatexpectations":
+                impl = quality.implementation if isinstance(quality.implementation, dict) else {}
+                if "expectation" not in impl:
+                    raise ContractError(f"{path}: column {prop.name!r} has a GX rule without 'expectation'")
+                rules.append({"expectation": impl["expectation"], "kwargs": dict(impl.get("kwargs") or {})})
+        columns.append(
+            Column(
+                name=prop.name,
+                iceberg_type=physical,
+                required=bool(prop.required),
+                unique=bool(prop.unique),
+                description=prop.description,
+                allowed=tuple(e.value for e in prop.enum) if prop.enum else None,
+                rules=tuple(rules),
+            )
+        )
+    min_rows, compound = None, []
+    for quality in obj.quality or []:
+        if quality.metric == "rowCount":
+            if quality.mustBeGreaterThan is not None:
+                min_rows = int(quality.mustBeGreaterThan) + 1
+            elif quality.mustBeGreaterOrEqualTo is not None:
+                min_rows = int(quality.mustBeGreaterOrEqualTo)
+        elif quality.metric == "duplicateValues":
+            props = (quality.arguments or {}).get("properties")
+            if not props:
+                raise ContractError(f"{path}: duplicateValues needs arguments.properties (the key columns)")
+            compound.append(tuple(props))
+    team = odcs.team
+    members = team.members if team is not None and hasattr(team, "members") else team
+    owners = [m.username for m in members or [] if m.username and "@" in m.username]
+    if team is not None and getattr(team, "name", None):
+        owners.append(f"team:{team.name}")
+    description = None
+    if odcs.description is not None:
+        description = odcs.description.purpose
+    return ProductContract(
+        key=dg.AssetKey([odcs.domain, odcs.dataProduct]),
+        path=path,
+        version=odcs.version or "1.0.0",
+        status=odcs.status or "active",
+        description=description,
+        owners=tuple(owners),
+        readers=tuple(r.role for r in odcs.roles or [] if (r.access or "read") == "read"),
+        columns=tuple(columns),
+        min_rows=min_rows,
+        compound_keys=tuple(compound),
+        freshness=_latency(odcs.slaProperties, path),
+        raw=odcs.model_dump(by_alias=True, exclude_none=True),
+    )
+
+
+def domain_contracts(directory: Path) -> dict[dg.AssetKey, ProductContract]:
+    """Every contract in a domain's ``contracts/`` folder, by product key."""
+    contracts: dict[dg.AssetKey, ProductContract] = {}
+    for path in sorted(directory.glob(f"*{CONTRACT_SUFFIX}")):
+        contract = load_contract(path.resolve())
+        if contract.key in contracts:
+            raise ContractError(
+                f"two contracts for {contract.key.to_user_string()}: {path} and {contracts[contract.key].path}"
+            )
+        contracts[contract.key] = contract
+    return contracts
+
+
+def check_contract_columns(contract_columns: list[dict[str, Any]], types: dict[str, str]) -> None:
+    """Refuse an output whose columns differ from its contract's, naming them (used by the IO manager).
+
+    ``types`` maps each output column to its Iceberg type name; narrower numbers are accepted
+    where Iceberg widens them (int -> long, float -> double).
+    """
+    expected = [c["name"] for c in contract_columns]
+    missing = [c for c in expected if c not in types]
+    extra = [c for c in types if c not in expected]
+    problems = []
+    if missing:
+        problems.append(f"missing contract column(s) {missing}")
+    if extra:
+        problems.append(f"column(s) {extra} not in the contract")
+    widen = {("int", "long"), ("float", "double")}
+    for c in contract_columns:
+        actual = types.get(c["name"])
+        if actual and actual != c["type"] and (actual, c["type"]) not in widen:
+            problems.append(f"column {c['name']!r} is {actual}, the contract says {c['type']}")
+    if problems:
+        raise ContractError("the output breaks its contract: " + "; ".join(problems))

@@ -1,0 +1,240 @@
+"""Contracts enforced by the platform: blocking GX checks, write-audit-publish, schema enforcement."""
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mesh_assets.lakehouse.catalog import load_catalog
+from mesh_assets.settings import get_settings
+
+CONTRACT = """
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:mesh:trades:positions
+name: positions
+version: 1.2.0
+status: active
+domain: trades
+dataProduct: positions
+description:
+  purpose: Open positions per account, the book of record for risk.
+team:
+  name: trades
+  members:
+    - username: trades-owners@mesh.example
+      role: owner
+roles:
+  - role: risk-analysts
+    access: read
+slaProperties:
+  - property: latency
+    value: 24
+    unit: h
+schema:
+  - name: positions
+    physicalName: trades.positions
+    physicalType: table
+    logicalType: object
+    quality:
+      - metric: rowCount
+        mustBeGreaterThan: 0
+      - metric: duplicateValues
+        arguments: {properties: [account, instrument]}
+        mustBe: 0
+    properties:
+      - name: account
+        physicalType: string
+        logicalType: string
+        required: true
+        description: Account id.
+      - name: instrument
+        physicalType: string
+        logicalType: string
+        required: true
+        description: ISIN of the instrument.
+        quality:
+          - type: custom
+            engine: greatExpectations
+            implementation:
+              expectation: expect_column_values_to_match_regex
+              kwargs: {regex: "^[A-Z]{2}[A-Z0-9]{9}[0-9]$"}
+      - name: side
+        physicalType: string
+        logicalType: string
+        required: true
+        description: Long or short.
+        enum: [{value: long}, {value: short}]
+      - name: weight
+        physicalType: double
+        logicalType: number
+        description: Share of the book, 0..1.
+        quality:
+          - type: custom
+            engine: greatExpectations
+            implementation:
+              expectation: expect_column_values_to_be_between
+              kwargs: {min_value: 0, max_value: 1}
+"""
+
+ASSETS = """
+import dagster as dg
+import pandas as pd
+
+ROWS = {"value": None}
+
+@dg.asset(key_prefix="trades")
+def positions() -> pd.DataFrame:
+    return ROWS["value"]
+
+@dg.asset(key_prefix="trades", ins={"positions": dg.AssetIn(key_prefix="trades")})
+def exposure(positions: pd.DataFrame) -> pd.DataFrame:
+    return positions.groupby("side", as_index=False)["weight"].sum()
+"""
+
+GOOD = {
+    "account": ["A1", "A1", "A2"],
+    "instrument": ["US0378331005", "DE0007164600", "US0378331005"],
+    "side": ["long", "short", "long"],
+    "weight": [0.5, 0.2, 0.3],
+}
+
+
+@pytest.fixture
+def domain(mesh_home, tmp_path, monkeypatch):
+    """A throwaway domain package `trades_domain` with one contract, built by the platform."""
+    package = tmp_path / "pkgs" / "trades_domain"
+    (package / "contracts").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "assets.py").write_text(textwrap.dedent(ASSETS))
+    (package / "contracts" / "positions.odcs.yaml").write_text(CONTRACT)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    for name in [m for m in sys.modules if m.startswith("trades_domain")]:
+        del sys.modules[name]
+    assets = importlib.import_module("trades_domain.assets")
+    from mesh_assets.definitions import build_domain_definitions
+
+    defs = build_domain_definitions("trades", assets)
+    return assets, defs
+
+
+def _run(domain, rows, instance):
+    import pandas as pd
+
+    assets, defs = domain
+    assets.ROWS["value"] = pd.DataFrame(rows)
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _table():
+    return load_catalog(get_settings()).load_table("trades.positions")
+
+
+def test_contract_shapes_the_asset_definition(domain):
+    _, defs = domain
+    spec = defs.resolve_asset_graph().get(dg.AssetKey(["trades", "positions"]))
+    assert set(spec.owners) == {"trades-owners@mesh.example", "team:trades"}
+    assert spec.tags["mesh/contract_version"] == "1.2.0"
+    assert spec.description == "Open positions per account, the book of record for risk."
+    columns = spec.metadata["dagster/column_schema"].columns
+    assert [(c.name, c.type, c.constraints.nullable) for c in columns] == [
+        ("account", "string", False),
+        ("instrument", "string", False),
+        ("side", "string", False),
+        ("weight", "double", True),
+    ]
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert {"contract", "freshness_check"} <= checks
+
+
+def test_passing_data_is_audited_then_published(domain):
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _run(domain, GOOD, instance)
+        assert result.success
+        [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "contract"]
+        assert evaluation.passed
+        meta = {k: v.value for k, v in evaluation.metadata.items()}
+        assert meta["published"] is True and meta["failed_expectations"] == 0
+        assert Path(meta["report"]).read_text().count("<tr class=ok>") == meta["expectations"]
+        table = _table()
+        assert list(table.refs()) == ["main"]  # the audit branch is gone
+        assert table.current_snapshot().snapshot_id == meta["published_snapshot_id"]
+        assert len(table.scan().to_arrow()) == 3
+        # downstream in the same run read the published data
+        exposure = load_catalog(get_settings()).load_table("trades.exposure").scan().to_pandas()
+        assert dict(zip(exposure["side"], exposure["weight"], strict=True)) == pytest.approx(
+            {"long": 0.8, "short": 0.2}
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "expectation", "column", "sample"),
+    [
+        ({"account": ["A1", None, "A2"]}, "expect_column_values_to_not_be_null", "account", [None]),
+        ({"side": ["long", "sideways", "long"]}, "expect_column_values_to_be_in_set", "side", ["sideways"]),
+        ({"weight": [0.5, 1.7, 0.3]}, "expect_column_values_to_be_between", "weight", [1.7]),
+        (
+            {"instrument": ["US0378331005", "US0378331005", "bad-isin"]},
+            "expect_column_values_to_match_regex",
+            "instrument",
+            ["bad-isin"],
+        ),
+        (
+            {"account": ["A1", "A1", "A1"], "instrument": ["US0378331005"] * 3},
+            "expect_compound_columns_to_be_unique",
+            None,
+            None,
+        ),
+    ],
+    ids=["null-key", "unknown-enum", "out-of-range", "bad-pattern", "duplicate-key"],
+)
+def test_failing_data_never_reaches_main(domain, change, expectation, column, sample):
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert _run(domain, GOOD, instance).success
+        published = _table().current_snapshot().snapshot_id
+        result = _run(domain, {**GOOD, **change}, instance)
+        assert not result.success
+        [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "contract"]
+        assert not evaluation.passed
+        failures = evaluation.metadata["failures_json"].value
+        [failure] = [f for f in failures if f["expectation"] == expectation]
+        assert failure["column"] == column
+        if sample is not None:
+            assert failure["sample"] == sample
+        assert evaluation.metadata["published"].value is False
+        table = _table()
+        assert table.current_snapshot().snapshot_id == published
+        assert list(table.refs()) == ["main"]
+        assert sorted(table.scan().to_pandas()["weight"]) == [0.2, 0.3, 0.5]
+        # the blocking check stopped the downstream product
+        assert not any(
+            e.asset_key == dg.AssetKey(["trades", "exposure"])
+            for e in result.get_asset_materialization_events()
+        )
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ({k: v for k, v in GOOD.items() if k != "side"}, "missing contract column(s) ['side']"),
+        ({**GOOD, "trader": ["x", "y", "z"]}, "column(s) ['trader'] not in the contract"),
+        (
+            {**GOOD, "weight": ["half", "fifth", "rest"]},
+            "column 'weight' is string, the contract says double",
+        ),
+    ],
+    ids=["missing-column", "extra-column", "wrong-type"],
+)
+def test_output_that_breaks_the_contract_schema_is_refused(domain, rows, message):
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert _run(domain, GOOD, instance).success
+        before = _table().current_snapshot().snapshot_id
+        result = _run(domain, rows, instance)
+        assert not result.success
+        error = result.get_step_failure_events()[0].event_specific_data.error
+        assert message in (error.cause or error).message
+        assert _table().current_snapshot().snapshot_id == before
