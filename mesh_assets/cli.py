@@ -102,6 +102,23 @@ def infra_status() -> None:
 
 
 @main.command()
+@PROFILE_OPTION
+def validate(profile: str | None) -> None:
+    """Check every data product contract against the code and the last published data."""
+    _use_profile(profile)
+    from mesh_assets.contracts.validate import validate as run_validate
+
+    findings = run_validate(WORKSPACE, get_settings())
+    errors = [f for f in findings if f.level == "error"]
+    for f in findings:
+        mark = click.style("ERROR", fg="red") if f.level == "error" else click.style("ok   ", fg="green")
+        click.echo(f"{mark} {f.product:<48} {f.message}")
+    products = {f.product for f in findings}
+    click.echo(f"\n{len(products)} products checked, {len(errors)} error(s)")
+    sys.exit(1 if errors else 0)
+
+
+@main.command()
 @click.argument("name", type=click.Choice(["io"]))
 @click.option("--quick", is_flag=True, help="Small sizes, for a smoke run (the figures are not meaningful).")
 def bench(name: str, quick: bool) -> None:

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import dagster as dg
 
-from mesh_assets.contracts.checks import contract_check, freshness_checks
+from mesh_assets.contracts.checks import contract_check
 from mesh_assets.contracts.model import ProductContract, domain_contracts
 from mesh_assets.maintenance import maintenance_job, maintenance_schedule
 from mesh_assets.resources import resources_for
@@ -72,6 +72,13 @@ def _governed(spec: dg.AssetSpec, domain: str, contract: ProductContract | None)
             "mesh/wap": True,
         },
     )
+    if contract.freshness is not None:
+        # The SLA's latency: Dagster marks the product overdue (warn at 80 %) in the UI.
+        spec = spec.replace_attributes(
+            freshness_policy=dg.FreshnessPolicy.time_window(
+                fail_window=contract.freshness, warn_window=contract.freshness * 0.8
+            )
+        )
     if not spec.description and contract.description:
         spec = spec.replace_attributes(description=contract.description)
     return spec
@@ -103,12 +110,6 @@ def build_domain_definitions(
     contracts = domain_contracts(Path(modules[0].__file__).parent / "contracts") if modules else {}
     assets = list(dg.map_asset_specs(lambda spec: _governed(spec, domain, contracts.get(spec.key)), assets))
     governed = [contracts[key] for a in assets for key in a.keys if key in contracts]
-    freshness = freshness_checks(governed)
-    if freshness:
-        sensors = [
-            *sensors,
-            dg.build_sensor_for_freshness_checks(freshness_checks=freshness, name=f"{domain}_freshness"),
-        ]
     # Products of other domains appear here as external specs: the code location loads alone,
     # and the workspace joins them to their producer, so lineage crosses code locations.
     external = [dg.AssetSpec(key) for key in consumed_keys(assets)]
@@ -118,7 +119,6 @@ def build_domain_definitions(
         asset_checks=[
             *dg.load_asset_checks_from_modules(modules),
             *(contract_check(c) for c in governed),
-            *freshness,
         ],
         jobs=[*jobs, maintenance],
         schedules=[*schedules, maintenance_schedule(maintenance)],

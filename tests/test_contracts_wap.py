@@ -3,6 +3,7 @@
 import importlib
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -148,14 +149,15 @@ def test_contract_shapes_the_asset_definition(domain):
         ("weight", "double", True),
     ]
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
-    assert {"contract", "freshness_check"} <= checks
+    assert checks == {"contract"}
+    assert spec.freshness_policy.fail_window.to_timedelta() == timedelta(hours=24)
 
 
 def test_passing_data_is_audited_then_published(domain):
     with dg.DagsterInstance.ephemeral() as instance:
         result = _run(domain, GOOD, instance)
         assert result.success
-        [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "contract"]
+        [evaluation] = result.get_asset_check_evaluations()
         assert evaluation.passed
         meta = {k: v.value for k, v in evaluation.metadata.items()}
         assert meta["published"] is True and meta["failed_expectations"] == 0
@@ -198,7 +200,7 @@ def test_failing_data_never_reaches_main(domain, change, expectation, column, sa
         published = _table().current_snapshot().snapshot_id
         result = _run(domain, {**GOOD, **change}, instance)
         assert not result.success
-        [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "contract"]
+        [evaluation] = result.get_asset_check_evaluations()
         assert not evaluation.passed
         failures = evaluation.metadata["failures_json"].value
         [failure] = [f for f in failures if f["expectation"] == expectation]

@@ -21,7 +21,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mesh_assets.contracts.model import ProductContract
+from mesh_assets.contracts.model import CONTRACT_VERSION_PROPERTY, ProductContract
 from mesh_assets.lakehouse.io_manager import IcebergIOManager, audit_branch, table_ref
 from mesh_assets.settings import get_settings
 
@@ -214,23 +214,10 @@ def contract_check(contract: ProductContract) -> dg.AssetChecksDefinition:
                 f"{contract.key.to_user_string()} broke its contract ({len(failed)} expectation(s)); main is unchanged"
             )
         elif staged is not None:
-            published = tables.publish(ref, branch)
+            published = tables.publish(ref, branch, {CONTRACT_VERSION_PROPERTY: contract.version})
             metadata["published"] = True
             metadata["published_snapshot_id"] = dg.MetadataValue.int(published.snapshot_id)
         metadata = {k: v for k, v in metadata.items() if v is not None}
         return dg.AssetCheckResult(passed=not failed, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
 
     return _contract
-
-
-def freshness_checks(contracts: list[ProductContract]) -> list[dg.AssetChecksDefinition]:
-    """One last-update freshness check per product with a latency SLA."""
-    checks: list[dg.AssetChecksDefinition] = []
-    for contract in contracts:
-        if contract.freshness is not None:
-            checks.extend(
-                dg.build_last_update_freshness_checks(
-                    assets=[contract.key], lower_bound_delta=contract.freshness
-                )
-            )
-    return checks

@@ -23,6 +23,8 @@ from typing import Any
 import dagster as dg
 
 CONTRACT_SUFFIX = ".odcs.yaml"
+# Table property recording the contract version a product was last published under.
+CONTRACT_VERSION_PROPERTY = "mesh.contract-version"
 
 # ODCS physicalType values the platform accepts, as Iceberg type names.
 ICEBERG_TYPES = {"string", "long", "int", "double", "float", "boolean", "date", "timestamp", "timestamptz"}

@@ -295,7 +295,7 @@ class IcebergTables:
             table.manage_snapshots().create_branch(table.current_snapshot().snapshot_id, branch).commit()
         return table.refresh()
 
-    def publish(self, ref: TableRef, branch: str) -> Snapshot:
+    def publish(self, ref: TableRef, branch: str, properties: Mapping[str, str] | None = None) -> Snapshot:
         """Fast-forward main to ``branch`` (the audited snapshot) and drop the branch.
 
         Refused when main moved since the branch was cut: publishing would silently discard
@@ -313,6 +313,8 @@ class IcebergTables:
         with table.manage_snapshots() as manage:
             manage.set_current_snapshot(audited.snapshot_id)
             manage.remove_branch(branch)
+        if properties:
+            table.refresh().transaction().set_properties(dict(properties)).commit_transaction()
         return audited
 
     def discard(self, ref: TableRef, branch: str) -> None:

@@ -1,0 +1,143 @@
+"""``mesh validate``: every contract against the code and against the last published data.
+
+Reports, per domain of ``workspace.yaml``:
+* products (assets) without a contract, and contracts without a product;
+* contract files that do not parse as ODCS or use types the platform cannot enforce;
+* for products already published in the profile's catalog: contract columns missing from the
+  table, table columns missing from the contract, and columns whose type differs;
+* breaking changes against the last published contract: a column removed or retyped needs a new
+  major version (the version that last published is recorded on the table as
+  ``mesh.contract-version``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from pyiceberg.exceptions import NoSuchTableError
+
+from mesh_assets.contracts.model import (
+    CONTRACT_VERSION_PROPERTY,
+    ContractError,
+    ProductContract,
+    load_contract,
+)
+from mesh_assets.settings import MeshSettings
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "error" or "ok"
+    domain: str
+    product: str
+    message: str
+
+
+def workspace_modules(workspace_file: Path) -> dict[str, str]:
+    """Code location name -> definitions module, from ``workspace.yaml``."""
+    entries = yaml.safe_load(workspace_file.read_text())["load_from"]
+    return {e["python_module"]["location_name"]: e["python_module"]["module_name"] for e in entries}
+
+
+def _published_checks(contract: ProductContract, settings: MeshSettings, domain: str) -> list[Finding]:
+    from mesh_assets.lakehouse.catalog import load_catalog
+
+    product = contract.key.to_user_string()
+    try:
+        table = load_catalog(settings).load_table(".".join(contract.key.path))
+    except NoSuchTableError:
+        return []
+    findings = []
+    published = {f.name: str(f.field_type) for f in table.schema().fields}
+    declared = {c.name: c.iceberg_type for c in contract.columns}
+    published_version = table.properties.get(CONTRACT_VERSION_PROPERTY)
+    published_major = int(published_version.split(".")[0]) if published_version else None
+    breaking = []
+    for name, kind in published.items():
+        if name not in declared:
+            breaking.append(f"column {name!r} removed")
+        elif declared[name] != kind and (kind, declared[name]) not in {("int", "long"), ("float", "double")}:
+            breaking.append(f"column {name!r} retyped {kind} -> {declared[name]}")
+    added = [n for n in declared if n not in published]
+    if breaking:
+        if published_major is not None and contract.major > published_major:
+            findings.append(
+                Finding(
+                    "ok",
+                    domain,
+                    product,
+                    f"major version {contract.version} announces: {'; '.join(breaking)}",
+                )
+            )
+        else:
+            since = f" (published under {published_version})" if published_version else ""
+            findings.append(
+                Finding(
+                    "error",
+                    domain,
+                    product,
+                    f"breaking change{since}: {'; '.join(breaking)}: needs a new major version "
+                    f"(> {published_major or contract.major}.x), or keep the column",
+                )
+            )
+    if added:
+        findings.append(
+            Finding("error", domain, product, f"contract column(s) {added} missing from the published data")
+        )
+    return findings
+
+
+def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
+    findings: list[Finding] = []
+    for domain, module_name in workspace_modules(workspace_file).items():
+        try:
+            module = importlib.import_module(module_name)
+            defs: dg.Definitions = module.defs
+        except Exception as exc:  # a broken contract or asset module stops the code location loading
+            findings.append(Finding("error", domain, module_name, f"code location does not load: {exc}"))
+            continue
+        graph = defs.resolve_asset_graph()
+        products = {
+            k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable and k.path[0] == domain
+        }
+        folder = Path(module.__file__).parent / "contracts"
+        contracts: dict[dg.AssetKey, ProductContract] = {}
+        for path in sorted(folder.glob("*.odcs.yaml")):
+            try:
+                contract = load_contract(path.resolve())
+            except ContractError as exc:
+                findings.append(Finding("error", domain, path.name, str(exc)))
+                continue
+            if contract.key.path[0] != domain:
+                findings.append(
+                    Finding("error", domain, path.name, f"contract is for domain {contract.key.path[0]!r}")
+                )
+                continue
+            contracts[contract.key] = contract
+        for key in sorted(products - set(contracts), key=lambda k: k.path):
+            findings.append(
+                Finding(
+                    "error",
+                    domain,
+                    key.to_user_string(),
+                    f"no contract in {folder.relative_to(folder.parents[2])}",
+                )
+            )
+        for key in sorted(set(contracts) - products, key=lambda k: k.path):
+            findings.append(
+                Finding(
+                    "error", domain, key.to_user_string(), "contract for a product the domain does not define"
+                )
+            )
+        for key in sorted(set(contracts) & products, key=lambda k: k.path):
+            problems = _published_checks(contracts[key], settings, domain)
+            findings.extend(problems)
+            if not any(p.level == "error" for p in problems):
+                findings.append(
+                    Finding("ok", domain, key.to_user_string(), f"contract v{contracts[key].version}")
+                )
+    return findings
