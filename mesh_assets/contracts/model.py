@@ -8,7 +8,7 @@ The platform reads the subset of ODCS it acts on:
   column rules (``type: custom, engine: greatExpectations``), all enforced as Great Expectations
   suites in a blocking check and as the column schema shown in the UI;
 * ``schema[0].quality`` -> table rules (``rowCount``, ``duplicateValues`` over key columns);
-* ``slaProperties`` ``latency`` -> a freshness check.
+* ``slaProperties`` ``latency`` -> a Dagster freshness policy (the UI marks an overdue product).
 """
 
 from __future__ import annotations
