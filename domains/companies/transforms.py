@@ -41,6 +41,11 @@ MONEY_COLUMNS: dict[str, str] = {
 }
 # A value <= 0 in these columns is not a usable figure: it is set to missing and flagged.
 POSITIVE_MONEY = ("market_cap", "revenue", "evic", "assets")
+# Company-size figures below this (in EUR) are placeholders, not sizes: PETRONAS_SOE carries a
+# market cap, EV and EVIC of 1 USD. Left in, such a value takes the whole EVIC-weighted
+# (ECOTS) portfolio score, so it is set to missing and flagged ``<column>_placeholder``.
+SIZE_MONEY = ("market_cap", "ev", "evic")
+PLACEHOLDER_BELOW_EUR = 1_000_000.0
 
 COMPANY_MASTER_COLUMNS: dict[str, str] = {
     "company_id": "string",
@@ -283,6 +288,9 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
             value = float(raw) if raw is not None and not pd.isna(raw) else math.nan
             if src in POSITIVE_MONEY and not math.isnan(value) and value <= 0:
                 flags.append(f"{src}_nonpositive")
+                value = math.nan
+            if src in SIZE_MONEY and not math.isnan(value) and 0 < value * factor < PLACEHOLDER_BELOW_EUR:
+                flags.append(f"{src}_placeholder")
                 value = math.nan
             money[dst] = value * factor
         report_date = rec["_report_date"]

@@ -12,7 +12,6 @@ Great Expectations takes about 10 s to import, so it is imported here only insid
 """
 
 import html
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,10 +70,12 @@ def expectations_for(contract: ProductContract) -> list[Any]:
 
 def validate_frame(contract: ProductContract, frame: pd.DataFrame) -> list[ExpectationOutcome]:
     """Run the contract's suite on ``frame`` with an ephemeral GX context."""
-    os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws progress bars otherwise
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
+    # GX draws tqdm progress bars into the run's logs otherwise
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     name = "_".join(contract.key.path)
     batch_definition = (
         context.data_sources.add_pandas(f"{name}_source")
