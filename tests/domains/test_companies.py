@@ -141,6 +141,8 @@ def test_size_placeholders_are_missing_and_flagged(company_master: Cleaned) -> N
     # fundamentals.csv, PETRONAS_SOE: market_cap, ev and evic are 1 (USD), a placeholder, not a size.
     row = _row(company_master, "PETRONAS_SOE")
     assert pd.isna(row["evic_eur"]) and pd.isna(row["market_cap_eur"]) and pd.isna(row["ev_eur"])
-    assert {"market_cap_placeholder", "ev_placeholder", "evic_placeholder"} <= set(row["quality_flags"].split("|"))
+    assert {"market_cap_placeholder", "ev_placeholder", "evic_placeholder"} <= set(
+        row["quality_flags"].split("|")
+    )
     # a real size is untouched: AES Corp. EVIC 9,681,000,000 USD at 0.94
     assert _row(company_master, "US00130H1059")["evic_eur"] == pytest.approx(9_681_000_000 * 0.94)
