@@ -1,134 +1,20 @@
 """Contracts enforced by the platform: blocking GX checks, write-audit-publish, schema enforcement."""
 
-import importlib
-import sys
-import textwrap
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from contract_domain import GOOD, build_trades_domain, run_trades
 
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.settings import get_settings
 
-CONTRACT = """
-apiVersion: v3.1.0
-kind: DataContract
-id: urn:mesh:trades:positions
-name: positions
-version: 1.2.0
-status: active
-domain: trades
-dataProduct: positions
-description:
-  purpose: Open positions per account, the book of record for risk.
-team:
-  name: trades
-  members:
-    - username: trades-owners@mesh.example
-      role: owner
-roles:
-  - role: risk-analysts
-    access: read
-slaProperties:
-  - property: latency
-    value: 24
-    unit: h
-schema:
-  - name: positions
-    physicalName: trades.positions
-    physicalType: table
-    logicalType: object
-    quality:
-      - metric: rowCount
-        mustBeGreaterThan: 0
-      - metric: duplicateValues
-        arguments: {properties: [account, instrument]}
-        mustBe: 0
-    properties:
-      - name: account
-        physicalType: string
-        logicalType: string
-        required: true
-        description: Account id.
-      - name: instrument
-        physicalType: string
-        logicalType: string
-        required: true
-        description: ISIN of the instrument.
-        quality:
-          - type: custom
-            engine: greatExpectations
-            implementation:
-              expectation: expect_column_values_to_match_regex
-              kwargs: {regex: "^[A-Z]{2}[A-Z0-9]{9}[0-9]$"}
-      - name: side
-        physicalType: string
-        logicalType: string
-        required: true
-        description: Long or short.
-        enum: [{value: long}, {value: short}]
-      - name: weight
-        physicalType: double
-        logicalType: number
-        description: Share of the book, 0..1.
-        quality:
-          - type: custom
-            engine: greatExpectations
-            implementation:
-              expectation: expect_column_values_to_be_between
-              kwargs: {min_value: 0, max_value: 1}
-"""
-
-ASSETS = """
-import dagster as dg
-import pandas as pd
-
-ROWS = {"value": None}
-
-@dg.asset(key_prefix="trades")
-def positions() -> pd.DataFrame:
-    return ROWS["value"]
-
-@dg.asset(key_prefix="trades", ins={"positions": dg.AssetIn(key_prefix="trades")})
-def exposure(positions: pd.DataFrame) -> pd.DataFrame:
-    return positions.groupby("side", as_index=False)["weight"].sum()
-"""
-
-GOOD = {
-    "account": ["A1", "A1", "A2"],
-    "instrument": ["US0378331005", "DE0007164600", "US0378331005"],
-    "side": ["long", "short", "long"],
-    "weight": [0.5, 0.2, 0.3],
-}
-
 
 @pytest.fixture
-def domain(mesh_home, tmp_path, monkeypatch):
+def domain(mesh_home, tmp_path):
     """A throwaway domain package `trades_domain` with one contract, built by the platform."""
-    package = tmp_path / "pkgs" / "trades_domain"
-    (package / "contracts").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "assets.py").write_text(textwrap.dedent(ASSETS))
-    (package / "contracts" / "positions.odcs.yaml").write_text(CONTRACT)
-    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
-    for name in [m for m in sys.modules if m.startswith("trades_domain")]:
-        del sys.modules[name]
-    assets = importlib.import_module("trades_domain.assets")
-    from mesh_assets.definitions import build_domain_definitions
-
-    defs = build_domain_definitions("trades", assets)
-    return assets, defs
-
-
-def _run(domain, rows, instance):
-    import pandas as pd
-
-    assets, defs = domain
-    assets.ROWS["value"] = pd.DataFrame(rows)
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(instance=instance, raise_on_error=False)
+    return build_trades_domain(tmp_path / "pkgs")
 
 
 def _table():
@@ -155,7 +41,7 @@ def test_contract_shapes_the_asset_definition(domain):
 
 def test_passing_data_is_audited_then_published(domain):
     with dg.DagsterInstance.ephemeral() as instance:
-        result = _run(domain, GOOD, instance)
+        result = run_trades(domain, GOOD, instance)
         assert result.success
         [evaluation] = result.get_asset_check_evaluations()
         assert evaluation.passed
@@ -196,9 +82,9 @@ def test_passing_data_is_audited_then_published(domain):
 )
 def test_failing_data_never_reaches_main(domain, change, expectation, column, sample):
     with dg.DagsterInstance.ephemeral() as instance:
-        assert _run(domain, GOOD, instance).success
+        assert run_trades(domain, GOOD, instance).success
         published = _table().current_snapshot().snapshot_id
-        result = _run(domain, {**GOOD, **change}, instance)
+        result = run_trades(domain, {**GOOD, **change}, instance)
         assert not result.success
         [evaluation] = result.get_asset_check_evaluations()
         assert not evaluation.passed
@@ -233,9 +119,9 @@ def test_failing_data_never_reaches_main(domain, change, expectation, column, sa
 )
 def test_output_that_breaks_the_contract_schema_is_refused(domain, rows, message):
     with dg.DagsterInstance.ephemeral() as instance:
-        assert _run(domain, GOOD, instance).success
+        assert run_trades(domain, GOOD, instance).success
         before = _table().current_snapshot().snapshot_id
-        result = _run(domain, rows, instance)
+        result = run_trades(domain, rows, instance)
         assert not result.success
         error = result.get_step_failure_events()[0].event_specific_data.error
         assert message in (error.cause or error).message
