@@ -12,6 +12,9 @@ echo "== lint (ruff check, ruff format --check)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+echo "== contracts (mesh validate)"
+.venv/bin/mesh validate
+
 if [[ "${MESH_SKIP_LAKE:-0}" == "1" && "${CI:-}" != "true" ]]; then
   echo "== lake stack skipped (MESH_SKIP_LAKE=1): lake tests will be skipped"
 else
