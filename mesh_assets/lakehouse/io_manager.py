@@ -33,7 +33,7 @@ from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.errors import storage_errors
 from mesh_assets.lakehouse.schema import dagster_table_schema
 from mesh_assets.lakehouse.tables import IcebergTables, TableRef, WriteResult
-from mesh_assets.settings import get_settings
+from mesh_assets.settings import MeshSettings, get_settings
 
 PIN_TAG_PREFIX = "mesh/pin/"
 
@@ -80,6 +80,11 @@ def materialization_metadata(result: WriteResult, ref: TableRef, catalog_name: s
     return metadata
 
 
+def _tables(settings: MeshSettings) -> IcebergTables:
+    # load_catalog caches the catalog per settings; IcebergTables is a thin wrapper around it.
+    return IcebergTables(load_catalog(settings))
+
+
 class IcebergIOManager(dg.ConfigurableIOManager):
     """Stores assets as Iceberg tables in the catalog of ``profile`` (see ``mesh_assets.settings``)."""
 
@@ -87,7 +92,7 @@ class IcebergIOManager(dg.ConfigurableIOManager):
 
     @property
     def tables(self) -> IcebergTables:
-        return IcebergTables(load_catalog(get_settings(self.profile)))
+        return _tables(get_settings(self.profile))
 
     # ---- outputs -------------------------------------------------------------------------
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
