@@ -319,14 +319,18 @@ def _di_python() -> tuple[Path | None, str]:
     digest = hashlib.sha256(DI_REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return python, "up to date"
-    uv = shutil.which("uv")
-    if uv is None:
-        return None, "uv not found: install uv to benchmark dagster-iceberg"
     base = getattr(sys, "_base_executable", None) or sys.executable
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    # uv as scripts/bootstrap.sh installs it (python3 -m uv), or on the PATH
+    if shutil.which("uv"):
+        uv = [shutil.which("uv")]
+    elif subprocess.run(["python3", "-m", "uv", "--version"], env=env, capture_output=True).returncode == 0:
+        uv = ["python3", "-m", "uv"]
+    else:
+        return None, "uv not found: install uv to benchmark dagster-iceberg"
     steps = [
-        [uv, "venv", "--clear", "--quiet", "--python", base, str(DI_VENV)],
-        [uv, "pip", "install", "--quiet", "--python", str(python), "-r", str(DI_REQUIREMENTS)],
+        [*uv, "venv", "--clear", "--quiet", "--python", base, str(DI_VENV)],
+        [*uv, "pip", "install", "--quiet", "--python", str(python), "-r", str(DI_REQUIREMENTS)],
     ]
     for step in steps:
         done = subprocess.run(step, env=env, capture_output=True, text=True)
