@@ -18,11 +18,7 @@ def test_mesh_bench_io_quick_prints_every_target(tmp_path):
         text=True,
         timeout=600,
         check=False,
-        env={
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "MESH_HOME": str(tmp_path),
-            "HOME": str(tmp_path.parent),
-        },
+        env={**os.environ, "MESH_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
