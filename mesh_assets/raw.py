@@ -33,7 +33,19 @@ class RawInputs(dg.ConfigurableResource):
             raise RawInputError(f"raw input {relative!r} not found under {self.root} (MESH_RAW_DIR)")
         return path
 
-    def read_csv(self, relative: str, *, required_columns: Iterable[str] = (), **kwargs: Any) -> pd.DataFrame:
+    def read_csv(
+        self,
+        relative: str,
+        *,
+        required_columns: Iterable[str] = (),
+        numeric_columns: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> pd.DataFrame:
+        """Read a CSV drop, refusing it unless it has rows, the required columns and numbers where numbers belong.
+
+        A value that is present but not a number in a ``numeric_columns`` column is refused with the
+        column, the count and the first CSV line, rather than silently becoming a missing value.
+        """
         path = self.path(relative)
         raw = path.read_bytes()
         if not raw.strip():
@@ -50,11 +62,24 @@ class RawInputs(dg.ConfigurableResource):
             frame = pd.read_csv(path, **kwargs)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise RawInputError(f"raw input {relative!r} cannot be parsed as CSV: {exc}") from None
-        missing = [c for c in required_columns if c not in frame.columns]
+        missing = [c for c in [*required_columns, *numeric_columns] if c not in frame.columns]
         if missing:
             raise RawInputError(
                 f"raw input {relative!r} lacks required column(s) {missing}; it has {list(frame.columns)}"
             )
+        if frame.empty:
+            raise RawInputError(f"raw input {relative!r} has a header but no rows")
+        for column in numeric_columns:
+            values = frame[column]
+            parsed = pd.to_numeric(values, errors="coerce")
+            bad = values.notna() & parsed.isna()
+            if bad.any():
+                first = int(bad.to_numpy().nonzero()[0][0])
+                raise RawInputError(
+                    f"raw input {relative!r}: column {column!r} has {int(bad.sum())} value(s) that are not numbers, "
+                    f"e.g. {values[bad].iloc[0]!r} on line {first + 2}"
+                )
+            frame[column] = parsed
         return frame
 
     def read_json(self, relative: str) -> Any:

@@ -13,9 +13,10 @@ points at the published snapshot with the same rows, and no ``audit-*`` branch i
 the table's main and its branches are restored after each case, so cases do not depend on each
 other.
 
-Cases the platform does not stop yet (a transform drops the bad rows, counts them in
-``mesh/rejections_by_reason`` and publishes the rest; or the error does not say which file or
-column) are strict xfails: the reason says what happens today, and they fail loudly once fixed.
+Rows a transform sets aside are counted by reason; a reason the product's contract does not list
+under ``acceptedRejections`` (a known quirk of the source) fails the check as
+``expect_rejections_within_contract`` with the column the reason names, so bad rows are never
+silently filtered out of a product.
 """
 
 from __future__ import annotations
@@ -259,9 +260,6 @@ CASES = [
         set_cell(FUNDAMENTALS, "market_cap", "lots"),
         error=(FUNDAMENTALS, "market_cap"),
         check=(None, "market_cap_eur"),
-        gap="domains/companies/transforms.py:288 (company_master) calls float() on each money cell: "
-        "the run fails with a bare \"ValueError: could not convert string to float: 'lots'\" that "
-        "names neither fundamentals.csv nor market_cap",
     ),
     Case(
         "wrong-type-emissions-value",
@@ -269,11 +267,7 @@ CASES = [
         EMISSIONS,
         set_cell(EMISSIONS, "value", "n/a"),
         error=(EMISSIONS, "value"),
-        check=(None, "emissions_t_co2e"),
-        gap=_silently_dropped(
-            "emissions _base_filters (domains/emissions/transforms.py:343-345, pd.to_numeric(errors='coerce'))",
-            "missing, non-numeric or non-finite value",
-        ),
+        check=("expect_rejections_within_contract", "value"),
     ),
     Case(
         "wrong-type-targets-target_reduction_ambition",
@@ -282,10 +276,6 @@ CASES = [
         set_cell(TARGETS, "target_reduction_ambition", "high"),
         error=(TARGETS, "target_reduction_ambition"),
         check=(None, "reduction_ambition"),
-        gap=_silently_dropped(
-            "company_targets (domains/emissions/transforms.py:731-737, float() failure -> NaN)",
-            "target_reduction_ambition missing or outside 0..1",
-        ),
     ),
     # ---- null keys -------------------------------------------------------------------------------
     Case(
@@ -295,9 +285,6 @@ CASES = [
         set_cell(FUNDAMENTALS, "company_id", ""),
         error=(FUNDAMENTALS, "company_id"),
         check=(None, "company_id"),
-        gap=_silently_dropped(
-            "company_master (domains/companies/transforms.py:225-228)", "missing company_id"
-        ),
     ),
     Case(
         "null-key-emissions-company_id",
@@ -306,9 +293,6 @@ CASES = [
         set_cell(EMISSIONS, "company_id", ""),
         error=(EMISSIONS, "company_id"),
         check=(None, "company_id"),
-        gap=_silently_dropped(
-            "emissions _base_filters (domains/emissions/transforms.py:335-337)", "missing company_id"
-        ),
     ),
     Case(  # a required column that is not a key passes through the transform: the check stops it
         "null-required-emissions-company_name",
@@ -325,10 +309,6 @@ CASES = [
         duplicate_row(FUNDAMENTALS, company_name="Imposter Corp.", market_cap="1.0E12"),
         error=(FUNDAMENTALS, "company_id"),
         check=(None, "company_id"),
-        gap=_silently_dropped(
-            "company_master (domains/companies/transforms.py:229-236, the latest report_date is kept)",
-            "duplicate company_id (latest report_date kept)",
-        ),
     ),
     # ---- out-of-range values ---------------------------------------------------------------------
     Case(
@@ -337,12 +317,7 @@ CASES = [
         TARGETS,
         set_cell(TARGETS, "target_reduction_ambition", "1.5"),
         error=(TARGETS, "target_reduction_ambition"),
-        check=("expect_column_values_to_be_between", "reduction_ambition"),
-        gap=_silently_dropped(
-            "company_targets (domains/emissions/transforms.py:735-737), before the contract's 0..1 rule "
-            "on reduction_ambition can see it,",
-            "target_reduction_ambition missing or outside 0..1",
-        ),
+        check=("expect_rejections_within_contract", "target_reduction_ambition"),
     ),
     Case(
         "out-of-range-targets-target_year",
@@ -371,10 +346,7 @@ CASES = [
         EMISSIONS,
         set_cell(EMISSIONS, "value", "-10515907"),
         error=(EMISSIONS, "value"),
-        check=(None, "emissions_t_co2e"),
-        gap=_silently_dropped(
-            "emissions _base_filters (domains/emissions/transforms.py:346-348)", "negative value"
-        ),
+        check=("expect_rejections_within_contract", "value"),
     ),
     Case(  # a third of the targets out of range: the contract's row count stops the rest
         "out-of-range-targets-every-3rd-ambition",
@@ -390,12 +362,7 @@ CASES = [
         EMISSIONS,
         set_cell(EMISSIONS, "unit", "furlongs CO2e"),
         error=(EMISSIONS, "furlongs CO2e"),
-        check=(None, "unit_reported"),
-        gap=_silently_dropped(
-            "emissions _convert_units (domains/emissions/transforms.py:371-387; shared by production and "
-            "emission_intensities)",
-            "unknown unit 'furlongs CO2e'",
-        ),
+        check=("expect_rejections_within_contract", "unit"),
     ),
     Case(
         "unknown-unit-targets-target_base_year_unit",
@@ -404,9 +371,6 @@ CASES = [
         set_cell(TARGETS, "target_base_year_unit", "furlongs CO2e/MWh"),
         error=(TARGETS, "furlongs CO2e/MWh"),
         check=(None, "unit"),
-        gap=_silently_dropped(
-            "company_targets (domains/emissions/transforms.py:749-754)", "unknown unit 'furlongs CO2e/MWh'"
-        ),
     ),
     Case(  # the currency is a unit of the master: unknown -> currency missing -> required-column check
         "unknown-unit-fundamentals-currency",
@@ -422,8 +386,6 @@ CASES = [
         FUNDAMENTALS,
         drop_column(FUNDAMENTALS, "company_id"),
         error=(FUNDAMENTALS, "company_id"),
-        gap=_NO_REQUIRED_COLUMNS
-        + "domains/companies/assets.py:17 -> company_master fails with a bare KeyError: 'company_id'",
     ),
     Case(
         "missing-column-fundamentals-currency",
@@ -439,8 +401,6 @@ CASES = [
         EMISSIONS,
         drop_column(EMISSIONS, "value"),
         error=(EMISSIONS, "value"),
-        gap=_NO_REQUIRED_COLUMNS
-        + "domains/emissions/assets.py:17 -> _base_filters fails with a bare KeyError: 'value'",
     ),
     Case(
         "missing-column-emissions-unit",
@@ -448,10 +408,6 @@ CASES = [
         EMISSIONS,
         drop_column(EMISSIONS, "unit"),
         error=(EMISSIONS, "unit"),
-        gap=_NO_REQUIRED_COLUMNS
-        + "_base_filters fills unit with None, every row is dropped as 'missing unit' and _pick_best "
-        "(domains/emissions/transforms.py:450) fails on the empty frame: "
-        "\"TypeError: bad operand type for unary -: 'DatetimeArray'\"",
     ),
     Case(
         "missing-column-targets-target_reduction_ambition",
@@ -459,9 +415,6 @@ CASES = [
         TARGETS,
         drop_column(TARGETS, "target_reduction_ambition"),
         error=(TARGETS, "target_reduction_ambition"),
-        gap=_NO_REQUIRED_COLUMNS
-        + "company_targets drops all 228 rows as 'target_reduction_ambition missing or outside 0..1'; "
-        + _EMPTY_WRITE,
     ),
     # ---- empty files -----------------------------------------------------------------------------
     Case(
@@ -485,7 +438,6 @@ CASES = [
         rewrite_bytes(FUNDAMENTALS, header_only),
         error=(FUNDAMENTALS,),
         check=("expect_table_row_count_to_be_between", None),
-        gap="company_master returns 0 rows without complaint; " + _EMPTY_WRITE,
     ),
     Case(
         "header-only-emissions",
@@ -494,8 +446,6 @@ CASES = [
         rewrite_bytes(EMISSIONS, header_only),
         error=(EMISSIONS,),
         check=("expect_table_row_count_to_be_between", None),
-        gap="emissions _base_filters (domains/emissions/transforms.py:327) on 0 rows: out[~x_rows] with an "
-        "empty object-dtype mask selects columns, not rows, then fails with a bare KeyError: 'submetric'",
     ),
     # ---- bytes that are not UTF-8 ----------------------------------------------------------------
     Case(
@@ -636,23 +586,6 @@ def test_corrupted_input_is_stopped_and_main_is_unchanged(mesh: Mesh, case: Case
     try:
         result = mesh.run(case.product)
         assert_stopped_clearly(result, case)
-        assert_unchanged(mesh, case.product, published)
-    finally:
-        mesh.restore(case.product, case.file)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a write that fails after mesh_assets/lakehouse/tables.py:214 (_ensure_branch) leaves its "
-    "audit-<run id> branch: nothing drops it when handle_output raises (here pyiceberg's ZeroDivisionError "
-    "on a 0-row frame, tables.py:338), and the contract check that would discard it never runs",
-)
-def test_a_failed_write_leaves_no_audit_branch(mesh: Mesh):
-    [case] = [c for c in CASES if c.id == "header-only-fundamentals"]
-    published = mesh.baseline(case.product)
-    case.corrupt(mesh.raw)
-    try:
-        assert not mesh.run(case.product).success
         assert_unchanged(mesh, case.product, published)
     finally:
         mesh.restore(case.product, case.file)

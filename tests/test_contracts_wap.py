@@ -126,3 +126,26 @@ def test_output_that_breaks_the_contract_schema_is_refused(domain, rows, message
         error = result.get_step_failure_events()[0].event_specific_data.error
         assert message in (error.cause or error).message
         assert _table().current_snapshot().snapshot_id == before
+
+
+def test_a_write_failing_midway_leaves_no_audit_branch(domain):
+    import pyarrow as pa
+
+    assets, defs = domain
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run_trades(domain, GOOD, instance).success
+        published = _table().current_snapshot().snapshot_id
+        schema = pa.Table.from_pydict(GOOD).schema
+
+        def batches():
+            yield pa.RecordBatch.from_pydict(GOOD, schema=schema)
+            raise OSError("upstream feed dropped")
+
+        assets.ROWS["value"] = pa.RecordBatchReader.from_batches(schema, batches())
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        assert not result.success
+        table = _table()
+        assert list(table.refs()) == ["main"]
+        assert table.current_snapshot().snapshot_id == published

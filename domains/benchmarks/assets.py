@@ -21,7 +21,10 @@ scenarios = dg.StaticPartitionsDefinition(list(transforms.BENCHMARK_FILES))
 def country_regions(raw: RawInputs) -> dg.Output[pd.DataFrame]:
     """Countries with ISO-2/ISO-3 codes and the benchmark region each belongs to."""
     files = [f"{RAW}/country_region_info.csv", f"{RAW}/region_classification.csv", f"{RAW}/oecd_iso.csv"]
-    cleaned = transforms.country_regions(*(raw.read_csv(f) for f in files))
+    required = [["alpha_2", "alpha_3", "name", "region_ar6_10"], ["ISO", "name"], ["alpha_2", "alpha_3"]]
+    cleaned = transforms.country_regions(
+        *(raw.read_csv(f, required_columns=r) for f, r in zip(files, required, strict=True))
+    )
     return cleaned_output(cleaned, **raw.provenance(*files))
 
 

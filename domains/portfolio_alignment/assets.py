@@ -25,7 +25,12 @@ class ScoringConfig(dg.Config):
 def portfolio_holdings(raw: RawInputs) -> dg.Output[pd.DataFrame]:
     """The portfolio's positions in EUR, with sector-split ids parsed."""
     path = "itr-sample/portfolio.csv"
-    return cleaned_output(transforms.portfolio_holdings(raw.read_csv(path)), **raw.provenance(path))
+    return cleaned_output(
+        transforms.portfolio_holdings(
+            raw.read_csv(path, required_columns=["company_id"], numeric_columns=["investment_value [EUR]"])
+        ),
+        **raw.provenance(path),
+    )
 
 
 @dg.asset(

@@ -12,6 +12,7 @@ Great Expectations takes about 10 s to import, so it is imported here only insid
 """
 
 import html
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +112,57 @@ def validate_frame(contract: ProductContract, frame: pd.DataFrame) -> list[Expec
     return outcomes
 
 
+REJECTIONS_EXPECTATION = "expect_rejections_within_contract"
+
+
+def _named_column(reason: str, contract: ProductContract) -> str | None:
+    """The column a rejection reason talks about: a contract column, else a raw snake_case column."""
+    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", reason)
+    for word in words:
+        if word in contract.column_names:
+            return word
+    for word in words:
+        if "_" in word or word in ("value", "unit", "currency", "year"):
+            return word
+    return None
+
+
+def rejection_outcomes(
+    context: dg.AssetCheckExecutionContext, contract: ProductContract
+) -> list[ExpectationOutcome]:
+    """The rows this run's cleaning set aside, against the reasons the contract accepts."""
+    event = context.instance.get_latest_materialization_event(contract.key)
+    if event is None or event.run_id != context.run.run_id or event.asset_materialization is None:
+        return []
+    entry = event.asset_materialization.metadata.get("mesh/rejections_by_reason")
+    rejections = dict(entry.value) if entry is not None else {}
+    unaccepted = contract.unaccepted_rejections(rejections)
+    outcomes = [
+        ExpectationOutcome(
+            expectation=REJECTIONS_EXPECTATION,
+            column=_named_column(reason, contract),
+            success=False,
+            unexpected_count=rows,
+            sample=[reason],
+            details="rows set aside for a reason the contract does not accept (acceptedRejections)",
+        )
+        for reason, rows in sorted(unaccepted.items())
+    ]
+    if not outcomes:
+        accepted = sum(rejections.values())
+        outcomes.append(
+            ExpectationOutcome(
+                REJECTIONS_EXPECTATION,
+                None,
+                True,
+                0,
+                [],
+                f"{accepted} row(s) set aside, all for accepted reasons",
+            )
+        )
+    return outcomes
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN: a missing value
         return None
@@ -182,7 +234,7 @@ def contract_check(contract: ProductContract) -> dg.AssetChecksDefinition:
         staged = table.snapshot_by_name(branch)
         audited = staged or table.current_snapshot()
         frame = tables.scan(table, snapshot=audited).to_pandas() if audited else pd.DataFrame()
-        outcomes = validate_frame(contract, frame)
+        outcomes = validate_frame(contract, frame) + rejection_outcomes(context, contract)
         failed = [o for o in outcomes if not o.success]
         report = write_report(
             contract, outcomes, context.run.run_id, audited.snapshot_id if audited else None

@@ -8,6 +8,9 @@ The platform reads the subset of ODCS it acts on:
   column rules (``type: custom, engine: greatExpectations``), all enforced as Great Expectations
   suites in a blocking check and as the column schema shown in the UI;
 * ``schema[0].quality`` -> table rules (``rowCount``, ``duplicateValues`` over key columns);
+* ``schema[0].customProperties`` ``acceptedRejections`` -> the rejection reasons (regexes, with an
+  optional ``maxRows``) that are known quirks of the source; rows set aside for any other reason
+  fail the contract check, so bad input is never silently filtered into a product;
 * ``slaProperties`` ``latency`` -> a Dagster freshness policy (the UI marks an overdue product).
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -60,7 +64,17 @@ class ProductContract:
     min_rows: int | None = None
     compound_keys: tuple[tuple[str, ...], ...] = ()
     freshness: timedelta | None = None
+    accepted_rejections: tuple[tuple[str, int | None], ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def unaccepted_rejections(self, rejections: dict[str, int]) -> dict[str, int]:
+        """Rejection reasons (with row counts) the contract does not accept as known source quirks."""
+        out = {}
+        for reason, rows in rejections.items():
+            limits = [limit for pattern, limit in self.accepted_rejections if re.search(pattern, reason)]
+            if not limits or all(limit is not None and rows > limit for limit in limits):
+                out[reason] = int(rows)
+        return out
 
     @property
     def major(self) -> int:
@@ -151,6 +165,20 @@ def load_contract(path: Path) -> ProductContract:
             if not props:
                 raise ContractError(f"{path}: duplicateValues needs arguments.properties (the key columns)")
             compound.append(tuple(props))
+    accepted = []
+    for custom in obj.customProperties or []:
+        if custom.property == "acceptedRejections":
+            for entry in custom.value or []:
+                pattern, limit = (
+                    (entry, None) if isinstance(entry, str) else (entry.get("reason"), entry.get("maxRows"))
+                )
+                try:
+                    re.compile(str(pattern))
+                except re.error as exc:
+                    raise ContractError(
+                        f"{path}: acceptedRejections pattern {pattern!r} is not a regex: {exc}"
+                    ) from None
+                accepted.append((str(pattern), int(limit) if limit is not None else None))
     team = odcs.team
     members = team.members if team is not None and hasattr(team, "members") else team
     owners = [m.username for m in members or [] if m.username and "@" in m.username]
@@ -171,6 +199,7 @@ def load_contract(path: Path) -> ProductContract:
         min_rows=min_rows,
         compound_keys=tuple(compound),
         freshness=_latency(odcs.slaProperties, path),
+        accepted_rejections=tuple(accepted),
         raw=odcs.model_dump(by_alias=True, exclude_none=True),
     )
 

@@ -210,6 +210,7 @@ class IcebergTables:
         properties = {k: str(v) for k, v in (snapshot_properties or {}).items()}
         for attempt in range(1, REPLAN_ATTEMPTS + 1):
             table = self._load_or_create(ref, schema, dims)
+            created_branch = bool(branch) and table.snapshot_by_name(branch) is None
             if branch:
                 table = self._ensure_branch(table, branch)
             try:
@@ -218,8 +219,13 @@ class IcebergTables:
                 # pyiceberg's own retries are exhausted or the schema moved under us: re-plan from
                 # scratch when the input can be replayed; a drained stream cannot.
                 if streaming or attempt == REPLAN_ATTEMPTS:
+                    self._drop_branch(ref, branch, created_branch)
                     raise
                 time.sleep(0.2 * attempt)
+            except BaseException:
+                # a failed write leaves no audit branch behind: main was never touched
+                self._drop_branch(ref, branch, created_branch)
+                raise
         raise AssertionError("unreachable")
 
     def _commit(
@@ -317,6 +323,11 @@ class IcebergTables:
             table.refresh().transaction().set_properties(dict(properties)).commit_transaction()
         return audited
 
+    def _drop_branch(self, ref: TableRef, branch: str | None, created: bool) -> None:
+        if branch and created:
+            with contextlib.suppress(Exception):
+                self.discard(ref, branch)
+
     def discard(self, ref: TableRef, branch: str) -> None:
         """Drop an audit branch that failed its checks (its files go with snapshot expiry)."""
         table = self.load(ref)
@@ -335,13 +346,16 @@ class IcebergTables:
         iceberg_schema = metadata.schema()
         io = tx._table.io
         if isinstance(source, pa.Table):
-            yield from _dataframe_to_data_files(metadata, conform(source, iceberg_schema), io, write_uuid)
+            if source.num_rows:  # an empty output has no data files (pyiceberg divides by its size)
+                yield from _dataframe_to_data_files(metadata, conform(source, iceberg_schema), io, write_uuid)
             return
         # A stream is written chunk by chunk, each chunk's files finished before the next is read:
         # pyiceberg's own streaming path submits every batch group to a thread pool at once, so
         # memory grew with the table (bench: +1 GiB for a 10M-row stream).
         counter = itertools.count(0)
         for chunk in source.chunks(STREAM_CHUNK_BYTES):
+            if not chunk.num_rows:
+                continue
             if dims:
                 parts.check_rows_in_partitions(dims, partition_keys or (), chunk)
             yield from _dataframe_to_data_files(
