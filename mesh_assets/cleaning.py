@@ -7,8 +7,10 @@ asset's Dagster metadata, so a consumer sees exactly what was excluded.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -29,6 +31,24 @@ class Cleaned:
     @property
     def rejected_rows(self) -> int:
         return sum(self.rejected.values())
+
+
+def clean_text(value: Any) -> str | None:
+    """Text with whitespace collapsed (``"s1+s2 "`` -> ``"s1+s2"``); None for missing or blank."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def typed_frame(rows: pd.DataFrame | list[dict[str, Any]], schema: dict[str, str]) -> pd.DataFrame:
+    """Rows as a DataFrame with exactly ``schema``'s columns, in order, with its dtypes.
+
+    Products publish stable dtypes (string, Int64, float64, ...) whatever the input inferred, so
+    an empty or all-null column still has the type its contract declares.
+    """
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=list(schema))
+    return frame.reindex(columns=list(schema)).astype(schema).reset_index(drop=True)
 
 
 def cleaned_output(cleaned: Cleaned, **metadata: object) -> dg.Output[pd.DataFrame]:

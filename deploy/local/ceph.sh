@@ -297,13 +297,4 @@ cmd_status() {
 
 load_secrets_quiet() { load_secrets 2>/dev/null; }
 
-case "${1:-}" in
-    install) with_lock cmd_install ;;
-    up) with_lock cmd_up ;;
-    down) with_lock cmd_down "${2:-}" ;;
-    status) cmd_status ;;
-    *)
-        echo "usage: $0 install|up|down [--purge]|status" >&2
-        exit 2
-        ;;
-esac
+service_main "$@"

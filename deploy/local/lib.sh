@@ -221,3 +221,18 @@ with_lock() {
 fingerprint() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 rss_mb() { "${LAKECTL[@]}" rss "$@" 2>/dev/null || echo "?"; }
+
+# service_main ARGS: the subcommands every service script offers (install|up|down [--purge]|status).
+# The script defines cmd_install, cmd_up, cmd_down and cmd_status before calling it.
+service_main() {
+    case "${1:-}" in
+        install) with_lock cmd_install ;;
+        up) with_lock cmd_up ;;
+        down) with_lock cmd_down "${2:-}" ;;
+        status) cmd_status ;;
+        *)
+            echo "usage: $0 install|up|down [--purge]|status" >&2
+            exit 2
+            ;;
+    esac
+}

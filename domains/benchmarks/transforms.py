@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
 from mesh_assets.units import UnknownUnitError, canonical_unit, conversion_factor, parse_quantity
 
 # Stable benchmark ids -> file names in data/raw/itr-benchmarks. Every EI file is a distinct pathway set
@@ -111,19 +111,6 @@ PRODUCTION_PATHWAY_COLUMNS: dict[str, str] = {
 }
 
 
-def _typed(rows: list[dict[str, Any]] | pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
-    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=list(schema))
-    df = df.reindex(columns=list(schema))
-    return df.astype(schema).reset_index(drop=True)
-
-
-def _clean_text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    text = " ".join(str(value).split())
-    return text or None
-
-
 def _key(value: str) -> str:
     return " ".join(value.casefold().replace(".", ". ").split()).replace(" .", ".")
 
@@ -161,7 +148,7 @@ def country_regions(
     """
     cleaned = Cleaned(data=pd.DataFrame())
     info = country_region_info.copy()
-    info["alpha_3"] = info["alpha_3"].map(_clean_text)
+    info["alpha_3"] = info["alpha_3"].map(clean_text)
     no_iso3 = info["alpha_3"].isna()
     cleaned.reject("country_region_info: missing alpha_3", int(no_iso3.sum()))
     info = info[~no_iso3]
@@ -169,11 +156,11 @@ def country_regions(
     cleaned.reject("country_region_info: duplicate alpha_3", int(dup.sum()))
     info = info[~dup]
     # pd.read_csv's default na_values turn Namibia's ISO code "NA" into NaN
-    info["alpha_2"] = info["alpha_2"].map(_clean_text)
+    info["alpha_2"] = info["alpha_2"].map(clean_text)
     info.loc[info["alpha_2"].isna() & info["alpha_3"].eq("NAM"), "alpha_2"] = "NA"
 
     rc = region_classification.copy()
-    rc["ISO"] = rc["ISO"].map(_clean_text)
+    rc["ISO"] = rc["ISO"].map(clean_text)
     rc_missing = rc["ISO"].isna()
     cleaned.reject("region_classification: missing ISO", int(rc_missing.sum()))
     rc = rc[~rc_missing]
@@ -181,8 +168,8 @@ def country_regions(
     cleaned.reject("region_classification: duplicate ISO", int(rc_dup.sum()))
     rc = rc[~rc_dup].set_index("ISO")
 
-    oecd2 = {_clean_text(v) for v in oecd_iso["alpha_2"]} - {None}
-    oecd3 = {_clean_text(v) for v in oecd_iso["alpha_3"]} - {None}
+    oecd2 = {clean_text(v) for v in oecd_iso["alpha_2"]} - {None}
+    oecd3 = {clean_text(v) for v in oecd_iso["alpha_3"]} - {None}
 
     rows: list[dict[str, Any]] = []
     seen3: set[str] = set()
@@ -191,13 +178,13 @@ def country_regions(
         iso2, iso3 = rec["alpha_2"], rec["alpha_3"]
         seen3.add(iso3)
         names = {
-            _clean_text(rec.get("name")),
-            _clean_text(rec.get("official_name")),
-            _clean_text(rec.get("common_name")),
+            clean_text(rec.get("name")),
+            clean_text(rec.get("official_name")),
+            clean_text(rec.get("common_name")),
         }
         aliases: list[str] = []
         if iso3 in rc.index:
-            wb_name = _clean_text(rc.at[iso3, "name"])
+            wb_name = clean_text(rc.at[iso3, "name"])
             if wb_name and wb_name not in names:
                 aliases.append(wb_name)
         aliases += [a for a in COUNTRY_ALIASES.get(iso2 or "", ()) if a not in names and a not in aliases]
@@ -205,11 +192,11 @@ def country_regions(
             "iso2": iso2,
             "iso3": iso3,
             "iso_numeric": rec.get("numeric"),
-            "country_name": _clean_text(rec.get("name")),
-            "official_name": _clean_text(rec.get("official_name")),
-            "common_name": _clean_text(rec.get("common_name")),
+            "country_name": clean_text(rec.get("name")),
+            "official_name": clean_text(rec.get("official_name")),
+            "common_name": clean_text(rec.get("common_name")),
             "aliases": "|".join(aliases) or None,
-            **{c: _clean_text(rec.get(c)) for c in region_cols},
+            **{c: clean_text(rec.get(c)) for c in region_cols},
             "is_oecd": iso2 in oecd2 or iso3 in oecd3,
             "iso_status": "current",
         }
@@ -222,18 +209,18 @@ def country_regions(
                 "iso2": WITHDRAWN_ISO2.get(str(iso3)),
                 "iso3": iso3,
                 "iso_numeric": None,
-                "country_name": _clean_text(rec["name"]),
+                "country_name": clean_text(rec["name"]),
                 "official_name": None,
                 "common_name": None,
                 "aliases": None,
-                **{c: _clean_text(rec[c]) for c in region_cols},
+                **{c: clean_text(rec[c]) for c in region_cols},
                 "is_oecd": False,
                 "iso_status": "withdrawn",
             }
         )
     for row in rows:
         row["itr_region"] = itr_region(row["region_ar6_10"])
-    cleaned.data = _typed(rows, COUNTRY_REGION_COLUMNS).sort_values("iso3", ignore_index=True)
+    cleaned.data = typed_frame(rows, COUNTRY_REGION_COLUMNS).sort_values("iso3", ignore_index=True)
     return cleaned
 
 
@@ -269,7 +256,7 @@ def normalise_country(value: Any, country_regions_df: pd.DataFrame | dict[str, s
     forms (``United Kingdom (UK)``); case and whitespace are ignored. ``country_regions_df`` is the
     :func:`country_regions` table or a prebuilt :func:`country_lookup` dict.
     """
-    text = _clean_text(value)
+    text = clean_text(value)
     if text is None:
         return None
     lookup = (
@@ -306,7 +293,7 @@ def _parse_budget_gt(text: Any) -> float:
 def _metric_unit(metric: Any) -> str | None:
     if isinstance(metric, dict):
         metric = metric.get("units")
-    return _clean_text(metric)
+    return clean_text(metric)
 
 
 def _projections(bm: dict[str, Any]) -> list[dict[str, Any]]:
@@ -363,9 +350,9 @@ def intensity_pathways(benchmark_json: dict[str, Any], benchmark_id: str) -> Cle
             if not unit.startswith("t CO2e/"):
                 cleaned.reject(f"unit {unit_reported!r} is not an emission intensity", len(projections))
                 continue
-            sector_reported = _clean_text(bm.get("sector"))
+            sector_reported = clean_text(bm.get("sector"))
             sector = SECTOR_ALIASES.get(sector_reported or "", sector_reported)
-            region = _clean_text(bm.get("region"))
+            region = clean_text(bm.get("region"))
             years = [p.get("year") for p in projections if isinstance(p.get("year"), int)]
             base_year = min(years) if years else None
             for p in projections:
@@ -385,8 +372,8 @@ def intensity_pathways(benchmark_json: dict[str, Any], benchmark_id: str) -> Cle
                 rows.append(
                     {
                         "benchmark_id": benchmark_id,
-                        "scenario_name": _clean_text(bm.get("scenario name")),
-                        "release_date": _clean_text(bm.get("release date")),
+                        "scenario_name": clean_text(bm.get("scenario name")),
+                        "release_date": clean_text(bm.get("release date")),
                         "temperature_c": temperature,
                         "global_budget_gt_co2": budget,
                         "is_afolu_included": afolu,
@@ -403,7 +390,7 @@ def intensity_pathways(benchmark_json: dict[str, Any], benchmark_id: str) -> Cle
                         "unit_reported": unit_reported,
                     }
                 )
-    data = _typed(rows, INTENSITY_PATHWAY_COLUMNS)
+    data = typed_frame(rows, INTENSITY_PATHWAY_COLUMNS)
     cleaned.data = data.sort_values(["scope", "sector", "region", "year"], ignore_index=True)
     return cleaned
 
@@ -432,14 +419,14 @@ def production_pathways(benchmark_json: dict[str, Any]) -> Cleaned:
             continue
         for bm in block["benchmarks"]:
             projections = sorted(_projections(bm), key=lambda p: p.get("year", 0))
-            reported = _clean_text(bm.get("base_year_production"))
+            reported = clean_text(bm.get("base_year_production"))
             try:
                 base_value, unit = parse_quantity(reported or "")
             except UnknownUnitError:
                 cleaned.reject(f"unknown unit in base_year_production {reported!r}", len(projections))
                 continue
-            sector = SECTOR_ALIASES.get(_clean_text(bm.get("sector")) or "", _clean_text(bm.get("sector")))
-            region = _clean_text(bm.get("region"))
+            sector = SECTOR_ALIASES.get(clean_text(bm.get("sector")) or "", clean_text(bm.get("sector")))
+            region = clean_text(bm.get("region"))
             base_year = projections[0]["year"] if projections else None
             index = 1.0
             for i, p in enumerate(projections):
@@ -460,8 +447,8 @@ def production_pathways(benchmark_json: dict[str, Any]) -> Cleaned:
                     index = max(index * (1.0 + growth), 0.0)
                 rows.append(
                     {
-                        "scenario_name": _clean_text(bm.get("scenario name")),
-                        "release_date": _clean_text(bm.get("release date")),
+                        "scenario_name": clean_text(bm.get("scenario name")),
+                        "release_date": clean_text(bm.get("release date")),
                         "temperature_c": temperature,
                         "sector": sector,
                         "region": region,
@@ -474,6 +461,6 @@ def production_pathways(benchmark_json: dict[str, Any]) -> Cleaned:
                         "base_year_production_reported": reported,
                     }
                 )
-    data = _typed(rows, PRODUCTION_PATHWAY_COLUMNS)
+    data = typed_frame(rows, PRODUCTION_PATHWAY_COLUMNS)
     cleaned.data = data.sort_values(["sector", "region", "year"], ignore_index=True)
     return cleaned

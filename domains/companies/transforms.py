@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
 from mesh_assets.units import UnknownUnitError, conversion_factor, unit_info
 
 _ISIN_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$")
@@ -79,18 +79,6 @@ COMPANY_MASTER_COLUMNS: dict[str, str] = {
 }
 
 
-def _clean_text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = " ".join(str(value).split())
-    return text or None
-
-
-def _typed(df: pd.DataFrame | list[dict[str, Any]], schema: dict[str, str]) -> pd.DataFrame:
-    frame = df if isinstance(df, pd.DataFrame) else pd.DataFrame(df, columns=list(schema))
-    return frame.reindex(columns=list(schema)).astype(schema).reset_index(drop=True)
-
-
 # --------------------------------------------------------------------------------------------------
 # identifiers
 # --------------------------------------------------------------------------------------------------
@@ -100,7 +88,7 @@ def _alnum_to_digits(text: str) -> str:
 
 def is_valid_isin(value: Any) -> bool:
     """ISO 6166: 2-letter country, 9 alphanumerics, Luhn check digit over the letter-expanded string."""
-    text = _clean_text(value)
+    text = clean_text(value)
     if text is None or not _ISIN_RE.match(text):
         return False
     digits = _alnum_to_digits(text)
@@ -117,7 +105,7 @@ def is_valid_isin(value: Any) -> bool:
 
 def is_valid_lei(value: Any) -> bool:
     """ISO 17442: 18 alphanumerics + 2 check digits; the letter-expanded number mod 97 equals 1 (ISO 7064)."""
-    text = _clean_text(value)
+    text = clean_text(value)
     if text is None or not _LEI_RE.match(text):
         return False
     return int(_alnum_to_digits(text)) % 97 == 1
@@ -129,7 +117,7 @@ def clean_lei(value: Any) -> tuple[str | None, str | None]:
     ``0`` and texts such as ``Not Available`` are placeholders (flag ``lei_placeholder``); a malformed or
     bad-checksum LEI is dropped (flag ``lei_invalid``); missing -> (None, None).
     """
-    text = _clean_text(value)
+    text = clean_text(value)
     if text is None:
         return None, None
     if text.strip("0") == "" or text.casefold() in LEI_PLACEHOLDERS:
@@ -142,12 +130,12 @@ def clean_lei(value: Any) -> tuple[str | None, str | None]:
 
 def split_company_id(company_id: Any) -> tuple[str | None, str | None]:
     """``ISIN-Segment`` -> (ISIN, segment); ``ISIN+Sector`` -> (ISIN, sector); others -> (id, None)."""
-    text = _clean_text(company_id)
+    text = clean_text(company_id)
     if text is None:
         return None, None
     if "+" in text:
         base, _, sector = text.partition("+")
-        return base.strip(), _clean_text(sector)
+        return base.strip(), clean_text(sector)
     m = _SEGMENT_ID_RE.match(text)
     if m:
         return m.group(1), m.group(2)
@@ -160,7 +148,7 @@ def split_company_id(company_id: Any) -> tuple[str | None, str | None]:
 def _money_factor(currency: Any, fx_quote: Any, fx_rate: Any) -> tuple[str | None, float, float, list[str]]:
     """(ISO currency, unit scale, factor reported-money -> EUR, flags). factor is NaN when unknown."""
     flags: list[str] = []
-    cur = _clean_text(currency)
+    cur = clean_text(currency)
     if cur is None:
         return None, math.nan, math.nan, ["currency_missing"]
     try:
@@ -170,7 +158,7 @@ def _money_factor(currency: Any, fx_quote: Any, fx_rate: Any) -> tuple[str | Non
             raise UnknownUnitError(cur, "not a currency")
     except UnknownUnitError:
         return None, math.nan, math.nan, ["currency_unknown"]
-    quote = _clean_text(fx_quote)
+    quote = clean_text(fx_quote)
     rate = float(fx_rate) if fx_rate is not None and not pd.isna(fx_rate) else math.nan
     quote_scale = 1.0
     if quote is not None:
@@ -222,7 +210,7 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
     from domains.benchmarks.transforms import country_lookup, normalise_country
 
     df = fundamentals.copy()
-    df["company_id"] = df["company_id"].map(_clean_text)
+    df["company_id"] = df["company_id"].map(clean_text)
     missing_id = df["company_id"].isna()
     cleaned.reject("missing company_id", int(missing_id.sum()))
     df = df[~missing_id].copy()
@@ -257,7 +245,7 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
         elif lei is None:
             flags.append("lei_missing")
 
-        country_reported = _clean_text(rec.get("country"))
+        country_reported = clean_text(rec.get("country"))
         iso2 = normalise_country(country_reported, lookup)
         if country_reported is None:
             flags.append("country_missing")
@@ -265,7 +253,7 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
             flags.append("country_unknown")
         country_row = by_iso2.loc[iso2] if iso2 is not None and iso2 in by_iso2.index else None
 
-        region = _clean_text(rec.get("region"))
+        region = clean_text(rec.get("region"))
         if region is not None and region in valid_regions:
             region_source = "reported"
         else:
@@ -294,7 +282,7 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
                 value = math.nan
             money[dst] = value * factor
         report_date = rec["_report_date"]
-        if pd.isna(report_date) and _clean_text(rec.get("report_date")) is not None:
+        if pd.isna(report_date) and clean_text(rec.get("report_date")) is not None:
             flags.append("report_date_invalid")
         shares = rec.get("shares outstanding")
         rows.append(
@@ -302,7 +290,7 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
                 "company_id": cid,
                 "base_company_id": base,
                 "segment": segment,
-                "company_name": _clean_text(rec.get("company_name")),
+                "company_name": clean_text(rec.get("company_name")),
                 "isin": isin,
                 "lei": lei,
                 "country_reported": country_reported,
@@ -310,10 +298,10 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
                 "region": region,
                 "region_source": region_source,
                 "is_oecd": bool(country_row["is_oecd"]) if country_row is not None else None,
-                "sector": _clean_text(rec.get("sector")),
-                "exposure": _clean_text(rec.get("exposure")),
+                "sector": clean_text(rec.get("sector")),
+                "exposure": clean_text(rec.get("exposure")),
                 "currency": iso_cur,
-                "currency_reported": _clean_text(rec.get("currency")),
+                "currency_reported": clean_text(rec.get("currency")),
                 "money_unit_scale": scale,
                 "fx_rate_to_eur": factor / scale if scale and not math.isnan(scale) else math.nan,
                 "report_date": report_date,
@@ -324,5 +312,5 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
                 "quality_flags": "|".join(flags) or None,
             }
         )
-    cleaned.data = _typed(rows, COMPANY_MASTER_COLUMNS)
+    cleaned.data = typed_frame(rows, COMPANY_MASTER_COLUMNS)
     return cleaned

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
 from mesh_assets.units import UnknownUnitError, conversion_factor, unit_info
 
 # Submetric (lower case) -> the sector a business-segment figure belongs to (as in ITR's template loader).
@@ -200,21 +200,11 @@ _KEY_COLUMNS = ["company_id", "report_date", "metric", "submetric", "boundary", 
 # --------------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------------
-def _clean_text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = " ".join(str(value).split())
-    return text or None
 
 
 def _norm(value: Any) -> str:
     """lower-case text with collapsed whitespace ('' for missing)."""
-    return (_clean_text(value) or "").lower()
-
-
-def _typed(df: pd.DataFrame | list[dict[str, Any]], schema: dict[str, str]) -> pd.DataFrame:
-    frame = df if isinstance(df, pd.DataFrame) else pd.DataFrame(df, columns=list(schema))
-    return frame.reindex(columns=list(schema)).astype(schema).reset_index(drop=True)
+    return (clean_text(value) or "").lower()
 
 
 def _join_key(df: pd.DataFrame, cols: list[str]) -> list[str]:
@@ -320,7 +310,7 @@ def _base_filters(df: pd.DataFrame, cleaned: Cleaned) -> pd.DataFrame:
     ):
         if col not in out.columns:
             out[col] = None
-        out[col] = out[col].map(_clean_text).astype(object)
+        out[col] = out[col].map(clean_text).astype(object)
     if "source_row" not in out.columns:
         out["source_row"] = np.arange(len(out)) + 2
 
@@ -525,7 +515,7 @@ def reported_emissions(emissions: pd.DataFrame) -> Cleaned:
             "n_candidates": df["n_candidates"],
         }
     )
-    out = _typed(out, REPORTED_EMISSIONS_COLUMNS)
+    out = typed_frame(out, REPORTED_EMISSIONS_COLUMNS)
     cleaned.data = out.sort_values(
         ["company_id", "segment", "scope", "s3_category", "year"], na_position="first", ignore_index=True
     )
@@ -588,7 +578,7 @@ def production(production: pd.DataFrame) -> Cleaned:
             "n_candidates": df["n_candidates"],
         }
     )
-    out = _typed(out, PRODUCTION_COLUMNS)
+    out = typed_frame(out, PRODUCTION_COLUMNS)
     cleaned.data = out.sort_values(
         ["company_id", "segment", "unit", "product", "year"], na_position="first", ignore_index=True
     )
@@ -636,7 +626,7 @@ def emission_intensities(emission_intensities: pd.DataFrame) -> Cleaned:
             "n_candidates": df["n_candidates"],
         }
     )
-    out = _typed(out, INTENSITY_COLUMNS)
+    out = typed_frame(out, INTENSITY_COLUMNS)
     cleaned.data = out.sort_values(
         ["company_id", "segment", "scope", "s3_category", "unit", "year"],
         na_position="first",
@@ -708,7 +698,7 @@ def company_targets(targets: pd.DataFrame) -> Cleaned:
     seen: set[tuple[Any, ...]] = set()
     for i, rec in enumerate(targets.to_dict("records")):
         flags: list[str] = []
-        cid = _clean_text(rec.get("company_id"))
+        cid = clean_text(rec.get("company_id"))
         if cid is None:
             cleaned.reject("missing company_id", 1)
             continue
@@ -735,7 +725,7 @@ def company_targets(targets: pd.DataFrame) -> Cleaned:
         if math.isnan(ambition) or not 0.0 <= ambition <= 1.0:
             cleaned.reject("target_reduction_ambition missing or outside 0..1", 1)
             continue
-        unit_reported = _clean_text(rec.get("target_base_year_unit"))
+        unit_reported = clean_text(rec.get("target_base_year_unit"))
         try:
             qty_reported = float(rec.get("target_base_year_qty"))
         except (TypeError, ValueError):
@@ -765,7 +755,7 @@ def company_targets(targets: pd.DataFrame) -> Cleaned:
             flags.append("netzero_year_out_of_range")
             netzero = None
         start_year = _int_or_none(rec.get("target_start_year"))
-        page = _clean_text(rec.get("page"))
+        page = clean_text(rec.get("page"))
         if page is not None and not re.fullmatch(r"\d+", page):
             flags.append("page_not_a_page_number")
         base_qty = qty_reported * factor
@@ -779,13 +769,13 @@ def company_targets(targets: pd.DataFrame) -> Cleaned:
                 "company_id": cid,
                 "base_company_id": base,
                 "sector_split": sector_split,
-                "company_name": _clean_text(rec.get("company_name")),
+                "company_name": clean_text(rec.get("company_name")),
                 "lei": lei,
-                "country_reported": _clean_text(rec.get("country")),
+                "country_reported": clean_text(rec.get("country")),
                 "target_type": ttype,
                 "scope": scope,
                 "s3_category": category,
-                "scope_reported": _clean_text(rec.get("target_scope")),
+                "scope_reported": clean_text(rec.get("target_scope")),
                 "start_year": start_year,
                 "base_year": base_year,
                 "target_year": target_year,
@@ -796,11 +786,11 @@ def company_targets(targets: pd.DataFrame) -> Cleaned:
                 "base_year_qty_reported": qty_reported,
                 "unit_reported": unit_reported,
                 "netzero_year": netzero,
-                "source_pdf": _clean_text(rec.get("pdf")),
+                "source_pdf": clean_text(rec.get("pdf")),
                 "source_page": page,
                 "source_row": i + 2,
                 "quality_flags": "|".join(flags) or None,
             }
         )
-    cleaned.data = _typed(rows, TARGET_COLUMNS)
+    cleaned.data = typed_frame(rows, TARGET_COLUMNS)
     return cleaned

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from domains.portfolio_alignment import scoring
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
 
 HOLDINGS_COLUMNS: dict[str, str] = {
     "company_id": "string",
@@ -81,18 +81,6 @@ PORTFOLIO_COLUMNS: dict[str, str] = {
 }
 
 
-def _clean_text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = " ".join(str(value).split())
-    return text or None
-
-
-def _typed(df: pd.DataFrame | list[dict[str, Any]], schema: dict[str, str]) -> pd.DataFrame:
-    frame = df if isinstance(df, pd.DataFrame) else pd.DataFrame(df, columns=list(schema))
-    return frame.reindex(columns=list(schema)).astype(schema).reset_index(drop=True)
-
-
 # --------------------------------------------------------------------------------------------------
 # portfolio_holdings
 # --------------------------------------------------------------------------------------------------
@@ -117,7 +105,7 @@ def portfolio_holdings(portfolio: pd.DataFrame) -> Cleaned:
     rows: list[dict[str, Any]] = []
     for i, rec in enumerate(portfolio.to_dict("records")):
         flags: list[str] = []
-        cid = _clean_text(rec.get("company_id"))
+        cid = clean_text(rec.get("company_id"))
         if cid is None:
             cleaned.reject("missing company_id", 1)
             continue
@@ -130,7 +118,7 @@ def portfolio_holdings(portfolio: pd.DataFrame) -> Cleaned:
             cleaned.reject("missing, non-numeric or negative investment value", 1)
             continue
         base, sector_split = split_company_id(cid) if "+" in cid else (cid, None)
-        isin_reported = _clean_text(rec.get("company_isin"))
+        isin_reported = clean_text(rec.get("company_isin"))
         if is_valid_isin(isin_reported):
             isin = isin_reported
         elif is_valid_isin(base):
@@ -150,7 +138,7 @@ def portfolio_holdings(portfolio: pd.DataFrame) -> Cleaned:
                 "company_id": cid,
                 "base_company_id": base,
                 "sector_split": sector_split,
-                "company_name": _clean_text(rec.get("company_name")),
+                "company_name": clean_text(rec.get("company_name")),
                 "isin": isin,
                 "isin_reported": isin_reported,
                 "lei": lei,
@@ -164,7 +152,7 @@ def portfolio_holdings(portfolio: pd.DataFrame) -> Cleaned:
         if counts.get(r["company_id"], 0) > 1:
             r["quality_flags"].append("duplicate_company_id")
         r["quality_flags"] = "|".join(r["quality_flags"]) or None
-    cleaned.data = _typed(rows, HOLDINGS_COLUMNS)
+    cleaned.data = typed_frame(rows, HOLDINGS_COLUMNS)
     return cleaned
 
 
@@ -192,8 +180,8 @@ def _entities(company_master: pd.DataFrame, company_targets: pd.DataFrame, emiss
                 "company_id": rec["company_id"],
                 "base_company_id": rec["company_id"],
                 "company_name": rec["company_name"],
-                "sector": _clean_text(rec["sector"]),
-                "region": _clean_text(rec["region"]),
+                "sector": clean_text(rec["sector"]),
+                "region": clean_text(rec["region"]),
                 "is_oecd": None if pd.isna(rec["is_oecd"]) else bool(rec["is_oecd"]),
                 "segment": None,
                 "is_split": False,
@@ -228,7 +216,7 @@ def _entities(company_master: pd.DataFrame, company_targets: pd.DataFrame, emiss
                 "base_company_id": base,
                 "company_name": rec["company_name"],
                 "sector": sector,
-                "region": _clean_text(rec["region"]),
+                "region": clean_text(rec["region"]),
                 "is_oecd": None if pd.isna(rec["is_oecd"]) else bool(rec["is_oecd"]),
                 "segment": sector,
                 "is_split": True,
@@ -287,7 +275,7 @@ def company_temperature_scores(
         for entity in _entities(company_master, company_targets, reported_emissions, production, cleaned)
         for scope in scopes
     ]
-    cleaned.data = _typed(rows, SCORE_COLUMNS)
+    cleaned.data = typed_frame(rows, SCORE_COLUMNS)
     return cleaned
 
 
@@ -375,5 +363,5 @@ def portfolio_temperature_score(
             {**common, "method": "ECOTS", "temperature_score_c": _weighted(h.loc[ok, "temperature_score_c"], owned),
              "method_value_eur": ecots_value, "method_value_share": ecots_value / total if total else math.nan}
         )  # fmt: skip
-    cleaned.data = _typed(rows, PORTFOLIO_COLUMNS)
+    cleaned.data = typed_frame(rows, PORTFOLIO_COLUMNS)
     return cleaned
