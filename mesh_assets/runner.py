@@ -13,6 +13,7 @@ has succeeded; independent locations run concurrently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -119,11 +120,9 @@ class MeshWorkspace:
 
     # ---- GraphQL -------------------------------------------------------------------------
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        from dagster_graphql.schema import create_schema
-
         assert self._process is not None, "use MeshWorkspace as a context manager"
         result = asyncio.run(
-            _schema(create_schema).execute_async(
+            _graphql_schema().execute_async(
                 query, context_value=self._process.create_request_context(), variable_values=variables
             )
         )
@@ -295,10 +294,9 @@ class MeshWorkspace:
         return done
 
 
-_SCHEMA_CACHE: dict[str, Any] = {}
+@functools.cache
+def _graphql_schema() -> Any:
+    """Dagster's GraphQL schema (the one the webserver serves), built once per process."""
+    from dagster_graphql.schema import create_schema
 
-
-def _schema(factory: Any) -> Any:
-    if "schema" not in _SCHEMA_CACHE:
-        _SCHEMA_CACHE["schema"] = factory()
-    return _SCHEMA_CACHE["schema"]
+    return create_schema()
