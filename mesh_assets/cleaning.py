@@ -3,6 +3,9 @@
 Data is never dropped silently in the mesh: a cleaning function returns the rows it kept and a
 reason -> row-count tally of the rows it could not use. The platform records that tally in the
 asset's Dagster metadata, so a consumer sees exactly what was excluded.
+
+pandas is imported inside the functions, not at module level: this module is imported when a
+code location loads, and pandas would add about a second to every load (see ``bench/load_bench.py``).
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -35,6 +40,8 @@ class Cleaned:
 
 def clean_text(value: Any) -> str | None:
     """Text with whitespace collapsed (``"s1+s2 "`` -> ``"s1+s2"``); None for missing or blank."""
+    import pandas as pd
+
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     text = " ".join(str(value).split())
@@ -47,6 +54,8 @@ def typed_frame(rows: pd.DataFrame | list[dict[str, Any]], schema: dict[str, str
     Products publish stable dtypes (string, Int64, float64, ...) whatever the input inferred, so
     an empty or all-null column still has the type its contract declares.
     """
+    import pandas as pd
+
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=list(schema))
     return frame.reindex(columns=list(schema)).astype(schema).reset_index(drop=True)
 

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -50,19 +49,10 @@ def demo(profile: str | None, timeout: float) -> None:
 def ui(profile: str | None, port: int | None) -> None:
     """Open the Dagster UI on the whole mesh (all domains, the persistent instance of the profile)."""
     _use_profile(profile)
-    from mesh_assets.instance import prepare_dagster_home
+    # one code server per domain, the webserver and the daemon (sensors, schedules, SLA freshness)
+    from mesh_assets.services import main_ui
 
-    settings = get_settings()
-    prepare_dagster_home(settings)
-    port = port or settings.ports.dagster_webserver
-    click.echo(
-        f"Dagster UI on http://{settings.host}:{port} (profile {settings.profile.value}); Ctrl-C stops it"
-    )
-    bin_dir = Path(sys.executable).parent
-    os.execv(
-        str(bin_dir / "dagster"),
-        ["dagster", "dev", "-w", str(WORKSPACE), "-h", settings.host, "-p", str(port)],
-    )
+    sys.exit(main_ui(get_settings().profile.value, port))
 
 
 @main.group()
@@ -119,13 +109,47 @@ def validate(profile: str | None) -> None:
 
 
 @main.command()
-@click.argument("name", type=click.Choice(["io"]))
+@click.argument("name", type=click.Choice(["io", "load", "trigger"]))
 @click.option("--quick", is_flag=True, help="Small sizes, for a smoke run (the figures are not meaningful).")
 def bench(name: str, quick: bool) -> None:
     """Run a benchmark and print its ratios against the baseline measured in the same run."""
+    if name == "trigger":
+        from bench import trigger_bench
+
+        sys.exit(trigger_bench.main(quick=quick))
+    if name == "load":
+        from bench import load_bench
+
+        sys.exit(load_bench.main(quick=quick))
     from bench import io_bench
 
     sys.exit(io_bench.main(quick=quick))
+
+
+@main.group()
+def dbt() -> None:
+    """The domains' dbt projects (dbt_projects/<domain>): prepare manifests, build docs."""
+
+
+@dbt.command("prepare")
+def dbt_prepare() -> None:
+    """Parse every dbt project into its manifest (build/deploy time; code locations only read it)."""
+    from mesh_assets.dbt.prepare import prepare_all
+
+    for project_dir, seconds in prepare_all():
+        click.echo(f"prepared {project_dir.relative_to(REPO_ROOT)}/target/manifest.json ({seconds:.1f}s)")
+
+
+@dbt.command("docs")
+@click.argument("domain")
+@PROFILE_OPTION
+def dbt_docs(domain: str, profile: str | None) -> None:
+    """Generate the dbt docs site of DOMAIN's project (run its models first for column types)."""
+    _use_profile(profile)
+    from mesh_assets.dbt.prepare import generate_docs
+
+    site = generate_docs(domain, get_settings())
+    click.echo(f"dbt docs for {domain}: {site} (serve with `python -m http.server -d {site.parent}`)")
 
 
 @main.command()

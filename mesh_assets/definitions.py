@@ -14,8 +14,10 @@ from types import ModuleType
 
 import dagster as dg
 
+from mesh_assets.automation import domain_sensors
 from mesh_assets.contracts.checks import contract_check
 from mesh_assets.contracts.model import ProductContract, domain_contracts
+from mesh_assets.dbt import dbt_project_assets, domain_project_dir
 from mesh_assets.maintenance import maintenance_job, maintenance_schedule
 from mesh_assets.resources import resources_for
 from mesh_assets.settings import REPO_ROOT
@@ -99,17 +101,27 @@ def build_domain_definitions(
     jobs: Sequence[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = (),
     schedules: Sequence[dg.ScheduleDefinition] = (),
     sensors: Sequence[dg.SensorDefinition] = (),
+    dbt_project_dir: str | Path | None = None,
 ) -> dg.Definitions:
-    """The code location of ``domain``: its assets and checks with the platform's resources."""
+    """The code location of ``domain``: its assets and checks with the platform's resources.
+
+    The domain's dbt project (``dbt_projects/<domain>``, or ``dbt_project_dir``) adds its marts as
+    assets of the same location, from the manifest prepared at build time.
+    """
     assets = [
         a
         for a in dg.load_assets_from_modules(modules, group_name=domain)
         if isinstance(a, dg.AssetsDefinition)
     ]
-    _check_keys(domain, assets)
     contracts = domain_contracts(Path(modules[0].__file__).parent / "contracts") if modules else {}
+    project_dir = Path(dbt_project_dir) if dbt_project_dir else domain_project_dir(domain)
+    dbt_assets = dbt_project_assets(domain, project_dir, contracts) if project_dir else []
+    # dbt models run their contract inside the dbt step, before they are published
+    dbt_keys = {key for a in dbt_assets for key in a.keys}
+    assets = [*assets, *dbt_assets]
+    _check_keys(domain, assets)
     assets = list(dg.map_asset_specs(lambda spec: _governed(spec, domain, contracts.get(spec.key)), assets))
-    governed = [contracts[key] for a in assets for key in a.keys if key in contracts]
+    governed = [contracts[key] for a in assets for key in a.keys if key in contracts and key not in dbt_keys]
     # Products of other domains appear here as external specs: the code location loads alone,
     # and the workspace joins them to their producer, so lineage crosses code locations.
     external = [dg.AssetSpec(key) for key in consumed_keys(assets)]
@@ -122,7 +134,7 @@ def build_domain_definitions(
         ],
         jobs=[*jobs, maintenance],
         schedules=[*schedules, maintenance_schedule(maintenance)],
-        sensors=list(sensors),
+        sensors=[*sensors, *domain_sensors(domain, assets)],
         resources=resources_for(),
         # Steps run inside the run's process: a domain's steps are small, and starting a Python
         # process per step (the multiprocess default) costs more than the step on a small machine.

@@ -22,6 +22,9 @@ def instance_config(settings: MeshSettings) -> dict:
         # Runs launch at once, with or without a daemon, so `mesh demo` needs no background process.
         "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
         "code_servers": {"local_startup_timeout": 180},
+        # The daemon's freshness thread turns each contract's latency SLA (FreshnessPolicy) into a
+        # pass / warn / fail state the UI shows (on by default in Dagster 1.13; stated, not implied).
+        "freshness": {"enabled": True},
     }
     if settings.profile is Profile.LAKE:
         # A full URL pins the psycopg2 driver (SQLAlchemy 2.1 defaults postgresql:// to psycopg 3,

@@ -8,17 +8,21 @@ For every table of the domain's namespace it
 3. removes orphan files: files under the table location that no retained snapshot references and
    that are older than the orphan retention, such as the leftovers of a writer killed mid-write.
    The age threshold protects files of writes still in progress.
+
+The job is built when a code location loads: pyarrow and pyiceberg are imported where the job runs.
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pyarrow.fs as pafs
-from pyiceberg.table import Table
 
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.settings import Profile, get_settings
 from mesh_assets.trino import TrinoResource
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
 
 
 class MaintenanceConfig(dg.Config):
@@ -30,7 +34,7 @@ class MaintenanceConfig(dg.Config):
     keep_last_snapshots: int = 1
 
 
-def referenced_files(table: Table) -> set[str]:
+def referenced_files(table: "Table") -> set[str]:
     """Every file a retained snapshot of ``table`` needs: metadata, manifest lists, manifests, data."""
     io = table.io
     files = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
@@ -47,8 +51,10 @@ def _normal(path: str) -> str:
     return path.removeprefix("file://").removeprefix("s3://").removeprefix("s3a://")
 
 
-def orphan_files(table: Table, older_than: datetime) -> list[str]:
+def orphan_files(table: "Table", older_than: datetime) -> list[str]:
     """Files under the table location that no retained snapshot references and are older than ``older_than``."""
+    import pyarrow.fs as pafs
+
     filesystem, root = pafs.FileSystem.from_uri(table.location())
     try:
         infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
@@ -65,13 +71,15 @@ def orphan_files(table: Table, older_than: datetime) -> list[str]:
     )
 
 
-def _data_file_count(table: Table) -> int:
+def _data_file_count(table: "Table") -> int:
     snapshot = table.current_snapshot()
     return int((snapshot.summary or {}).get("total-data-files", 0)) if snapshot else 0
 
 
-def maintain_local(table: Table, config: MaintenanceConfig, now: datetime) -> dict[str, int]:
+def maintain_local(table: "Table", config: MaintenanceConfig, now: datetime) -> dict[str, int]:
     """Maintenance with pyiceberg alone (the embedded profile has no Trino)."""
+    import pyarrow.fs as pafs
+
     report = {"files_before": _data_file_count(table), "snapshots_expired": 0, "orphans_removed": 0}
     if report["files_before"] >= config.compact_min_files:
         table.overwrite(table.scan().to_arrow(), snapshot_properties={"mesh.maintenance": "compact"})

@@ -12,10 +12,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class RawInputError(ValueError):
@@ -46,6 +48,8 @@ class RawInputs(dg.ConfigurableResource):
         A value that is present but not a number in a ``numeric_columns`` column is refused with the
         column, the count and the first CSV line, rather than silently becoming a missing value.
         """
+        import pandas as pd  # at run time only: the resource is built when a code location loads
+
         path = self.path(relative)
         raw = path.read_bytes()
         if not raw.strip():

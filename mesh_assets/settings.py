@@ -55,6 +55,14 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+def _int_env(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+
+
 @dataclass(frozen=True)
 class Ports:
     values: dict[str, int]
@@ -94,6 +102,9 @@ class MeshSettings:
     catalog_name: str = "mesh"
     trino_catalog: str = "iceberg"
     trino_user: str = "mesh"
+    # Minimum seconds between two ticks of a domain's cross-domain trigger sensor
+    # (mesh_assets/automation.py); MESH_TRIGGER_INTERVAL. The sensor daemon loops every 5 s at most.
+    trigger_interval: int = 15
     _overrides: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -115,6 +126,7 @@ class MeshSettings:
             ports=Ports.from_env(),
             host=_env("MESH_HOST", "127.0.0.1"),  # type: ignore[arg-type]
             s3_bucket=_env("MESH_S3_BUCKET", "warehouse"),  # type: ignore[arg-type]
+            trigger_interval=_int_env("MESH_TRIGGER_INTERVAL", 15),
         )
 
     # ---- paths -------------------------------------------------------------------------------

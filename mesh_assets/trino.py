@@ -8,12 +8,14 @@ published. Assets that push SQL down to Trino, and the maintenance jobs, use thi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
 from mesh_assets.settings import Profile, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class TrinoUnavailableError(RuntimeError):
@@ -74,5 +76,7 @@ class TrinoResource(dg.ConfigurableResource):
         self, sql: str, params: Sequence[Any] | None = None, *, schema: str | None = None
     ) -> pd.DataFrame:
         """Run a SELECT and return the result as a DataFrame."""
+        import pandas as pd
+
         rows, columns = self._run(sql, params, schema)
         return pd.DataFrame.from_records(rows, columns=columns)

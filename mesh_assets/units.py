@@ -37,6 +37,9 @@ bare mass ``t``; ``pkm``, ``tkm``, ``vkm``; area ``m**2``; volume ``m**3``; mone
 
 Unknown units raise :class:`UnknownUnitError` (a ``ValueError``) whose message names the unit, so a caller
 can count the row under that reason.
+
+pint (about half a second to import) is imported by the functions that build or use the registry,
+so a module that only imports this one, such as a code location at load, does not pay for it.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ from __future__ import annotations
 import functools
 import math
 import re
+from typing import TYPE_CHECKING
 
-import pint
+if TYPE_CHECKING:
+    import pint
 
 # IPCC AR5 WG1 Table 8.7, 100-year GWP without climate-carbon feedbacks (also openscm-units "AR5GWP100").
 GWP100_AR5: dict[str, float] = {"CH4": 28.0, "N2O": 265.0}
@@ -174,6 +179,8 @@ class UnknownUnitError(ValueError):
 @functools.cache
 def get_registry() -> pint.UnitRegistry:
     """The shared registry (built once per process)."""
+    import pint
+
     ureg = pint.UnitRegistry(on_redefinition="raise", cache_folder=None)
     for definition in _DEFINITIONS:
         ureg.define(definition)
@@ -212,6 +219,8 @@ def parse_unit(text: str) -> pint.Quantity:
 
     Raises :class:`UnknownUnitError` naming ``text`` when pint cannot parse it.
     """
+    import pint
+
     ureg = get_registry()
     cleaned = clean_unit_string(text)
     try:
@@ -326,6 +335,8 @@ def conversion_factor(from_unit: str, to_unit: str | None = None) -> float:
     Handles GWP100 for CH4/N2O masses -> CO2e and annualises per-time rates (``kbbl/d``).
     Raises :class:`UnknownUnitError` for unknown units and for incompatible pairs.
     """
+    import pint
+
     ureg = get_registry()
     target_text = to_unit if to_unit is not None else canonical_unit(from_unit)
     src = parse_unit(from_unit)

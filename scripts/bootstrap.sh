@@ -14,4 +14,6 @@ else
   uv=(python3 -m uv)
 fi
 "${uv[@]}" sync --frozen --quiet
+# The dbt manifests are built here, at build time: code locations read them and never parse dbt.
+.venv/bin/mesh dbt prepare
 echo "bootstrap: environment ready ($(.venv/bin/python --version), mesh at .venv/bin/mesh)" >&2

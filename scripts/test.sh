@@ -8,6 +8,12 @@ started=$(date +%s)
 
 bash scripts/bootstrap.sh
 
+echo "== chromium (the browser tests in tests/ui)"
+if ! bash deploy/local/chromium.sh; then
+  [[ "${CI:-}" != "true" ]] || { echo "test: Chromium is required under CI=true" >&2; exit 1; }
+  echo "== no Chromium: the UI tests will be skipped"
+fi
+
 echo "== lint (ruff check, ruff format --check)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

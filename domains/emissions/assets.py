@@ -1,9 +1,12 @@
-"""Emissions domain: reported emissions, production, intensities and climate targets in canonical units."""
+"""Emissions domain: reported emissions, production, intensities and climate targets in canonical units.
+
+This module is imported when the code location loads, so it imports only Dagster and the platform:
+the transforms (pandas, pint) are imported inside each asset, when it runs. For the same reason
+the assets return an untyped ``dg.Output`` (of a DataFrame): Dagster reads annotations at load.
+"""
 
 import dagster as dg
-import pandas as pd
 
-from domains.emissions import transforms
 from mesh_assets.cleaning import cleaned_output
 from mesh_assets.raw import RawInputs
 
@@ -29,8 +32,10 @@ TARGETS = {
 
 
 @dg.asset(key_prefix=DOMAIN)
-def reported_emissions(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+def reported_emissions(raw: RawInputs) -> dg.Output:
     """Company emissions by scope and year in t CO2e, one figure per company, scope and year."""
+    from domains.emissions import transforms
+
     path = "itr-sample/emissions.csv"
     return cleaned_output(
         transforms.reported_emissions(raw.read_csv(path, **LONG_FORMAT)), **raw.provenance(path)
@@ -38,15 +43,19 @@ def reported_emissions(raw: RawInputs) -> dg.Output[pd.DataFrame]:
 
 
 @dg.asset(key_prefix=DOMAIN)
-def production(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+def production(raw: RawInputs) -> dg.Output:
     """Company production by year in a canonical unit per kind of output."""
+    from domains.emissions import transforms
+
     path = "itr-sample/production.csv"
     return cleaned_output(transforms.production(raw.read_csv(path, **LONG_FORMAT)), **raw.provenance(path))
 
 
 @dg.asset(key_prefix=DOMAIN)
-def emission_intensities(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+def emission_intensities(raw: RawInputs) -> dg.Output:
     """Reported emission intensities in canonical units."""
+    from domains.emissions import transforms
+
     path = "itr-sample/emission_intensities.csv"
     return cleaned_output(
         transforms.emission_intensities(raw.read_csv(path, **LONG_FORMAT)), **raw.provenance(path)
@@ -54,7 +63,9 @@ def emission_intensities(raw: RawInputs) -> dg.Output[pd.DataFrame]:
 
 
 @dg.asset(key_prefix=DOMAIN)
-def company_targets(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+def company_targets(raw: RawInputs) -> dg.Output:
     """Company climate targets with canonical scopes, units and reduction fractions."""
+    from domains.emissions import transforms
+
     path = "itr-sample/targets.csv"
     return cleaned_output(transforms.company_targets(raw.read_csv(path, **TARGETS)), **raw.provenance(path))

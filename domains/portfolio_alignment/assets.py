@@ -8,7 +8,7 @@ See docs/portfolio-alignment-method.md for the method.
 import dagster as dg
 import pandas as pd
 
-from domains.portfolio_alignment import transforms
+from domains.portfolio_alignment import report, transforms
 from mesh_assets.cleaning import cleaned_output
 from mesh_assets.raw import RawInputs
 
@@ -60,22 +60,11 @@ def company_temperature_scores(
         intensity_pathways,
         config.benchmark_id,
     )
-    return cleaned_output(cleaned, benchmark_id=config.benchmark_id)
-
-
-@dg.asset(
-    key_prefix=DOMAIN,
-    ins={
-        "portfolio_holdings": dg.AssetIn(key_prefix=DOMAIN),
-        "company_temperature_scores": dg.AssetIn(key_prefix=DOMAIN),
-        "company_master": dg.AssetIn(key=["companies", "company_master"]),
-    },
-)
-def portfolio_temperature_score(
-    portfolio_holdings: pd.DataFrame, company_temperature_scores: pd.DataFrame, company_master: pd.DataFrame
-) -> dg.Output[pd.DataFrame]:
-    """The portfolio's weighted temperature score, with its data coverage."""
-    cleaned = transforms.portfolio_temperature_score(
-        portfolio_holdings, company_temperature_scores, company_master
+    # What people look at: the hottest and coolest companies and the spread of scores.
+    return cleaned_output(
+        cleaned, benchmark_id=config.benchmark_id, **report.score_report_metadata(cleaned.data)
     )
-    return cleaned_output(cleaned)
+
+
+# portfolio_temperature_score, the portfolio's score per weighting method, is a dbt model:
+# dbt_projects/portfolio_alignment/models/marts/portfolio_temperature_score.sql.

@@ -287,7 +287,7 @@ def _weighted(values: pd.Series, weights: pd.Series) -> float:
     return float((values * weights).sum() / total) if total > 0 else math.nan
 
 
-def portfolio_temperature_score(
+def portfolio_temperature_score(  # reference implementation of the dbt model
     portfolio_holdings: pd.DataFrame, company_temperature_scores: pd.DataFrame, company_master: pd.DataFrame
 ) -> Cleaned:
     """Portfolio temperature score per scope and weighting method.

@@ -3,6 +3,9 @@
 Both profiles use pyiceberg's SQL catalog: SQLite in ``local``, PostgreSQL in ``lake``, where it
 is the very same JDBC catalog Trino's Iceberg connector reads, so a table written here is a
 table Trino sees. Building a catalog opens a database engine, so it is cached.
+
+pyiceberg's SQL catalog (with SQLAlchemy) is imported when a catalog is first built, not when a
+code location loads.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError
+from typing import TYPE_CHECKING
 
 from mesh_assets.lakehouse.errors import storage_errors
 from mesh_assets.settings import MeshSettings, Profile, get_settings
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
 
 
 def _prepare_environment(settings: MeshSettings) -> None:
@@ -31,6 +35,8 @@ def _prepare_environment(settings: MeshSettings) -> None:
 
 @functools.cache
 def _catalog(name: str, properties: tuple[tuple[str, str], ...]) -> SqlCatalog:
+    from pyiceberg.catalog.sql import SqlCatalog
+
     return SqlCatalog(name, **dict(properties))
 
 
@@ -43,5 +49,7 @@ def load_catalog(settings: MeshSettings | None = None) -> SqlCatalog:
 
 
 def ensure_namespace(catalog: SqlCatalog, namespace: str) -> None:
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
     with contextlib.suppress(NamespaceAlreadyExistsError):  # a concurrent run created it first
         catalog.create_namespace_if_not_exists(namespace)

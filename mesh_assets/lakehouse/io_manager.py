@@ -15,25 +15,28 @@ Why our own and not ``dagster-iceberg``: see ``docs/decisions/0001-iceberg-io-ma
 
 The configuration holds only the profile name: credentials are resolved from the environment at
 run time, so they never appear in run config, the UI or event logs.
+
+Every code location builds this IO manager when it loads, so this module imports only Dagster: the
+storage engine (``tables``, ``partitions``, ``schema``; pyarrow and pyiceberg, about half a second)
+is imported inside the methods that run in a step.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pyarrow as pa
-from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.table import Table
 
-from mesh_assets.lakehouse import partitions as parts
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.errors import storage_errors
-from mesh_assets.lakehouse.schema import dagster_table_schema
-from mesh_assets.lakehouse.tables import IcebergTables, TableRef, WriteResult
 from mesh_assets.settings import MeshSettings, get_settings
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from mesh_assets.lakehouse.tables import IcebergTables, TableRef, WriteResult
 
 PIN_TAG_PREFIX = "mesh/pin/"
 
@@ -49,6 +52,8 @@ def audit_branch(run_id: str) -> str:
 
 def table_ref(asset_key: dg.AssetKey) -> TableRef:
     """namespace = the domain (first key component), table = the rest of the key."""
+    from mesh_assets.lakehouse.tables import TableRef
+
     path = asset_key.path
     if len(path) < 2:
         raise ValueError(
@@ -59,6 +64,8 @@ def table_ref(asset_key: dg.AssetKey) -> TableRef:
 
 
 def materialization_metadata(result: WriteResult, ref: TableRef, catalog_name: str) -> dict[str, Any]:
+    from mesh_assets.lakehouse.schema import dagster_table_schema
+
     table, snapshot = result.table, result.snapshot
     metadata: dict[str, Any] = {
         "dagster/uri": dg.MetadataValue.path(table.location()),
@@ -81,6 +88,8 @@ def materialization_metadata(result: WriteResult, ref: TableRef, catalog_name: s
 
 
 def _tables(settings: MeshSettings) -> IcebergTables:
+    from mesh_assets.lakehouse.tables import IcebergTables
+
     # load_catalog caches the catalog per settings; IcebergTables is a thin wrapper around it.
     return IcebergTables(load_catalog(settings))
 
@@ -98,6 +107,8 @@ class IcebergIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         if obj is None:
             return  # the asset stored nothing (e.g. it only ran checks or wrote through Trino)
+        from mesh_assets.lakehouse import partitions as parts
+
         ref = table_ref(context.asset_key)
         definition = context.definition_metadata or {}
         dims, keys = None, None
@@ -142,6 +153,11 @@ class IcebergIOManager(dg.ConfigurableIOManager):
             return self._load(context, ref)
 
     def _load(self, context: dg.InputContext, ref: TableRef) -> object:
+        import pyarrow as pa
+        from pyiceberg.exceptions import NoSuchTableError
+
+        from mesh_assets.lakehouse.tables import IcebergTables
+
         try:
             table = self.tables.load(ref)
         except NoSuchTableError:
@@ -194,6 +210,8 @@ class IcebergIOManager(dg.ConfigurableIOManager):
 
     @staticmethod
     def _partition_filter(context: dg.InputContext, table: Table):
+        from mesh_assets.lakehouse import partitions as parts
+
         if not context.has_asset_partitions:
             return None
         upstream_def = context.asset_partitions_def

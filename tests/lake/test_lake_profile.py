@@ -37,7 +37,7 @@ def lake_mesh(lake_stack):
 
 def test_every_domain_materializes_into_the_lake(lake_mesh):
     settings, instance, nodes, runs = lake_mesh
-    assert len(runs) == 5 and all(r.status is DagsterRunStatus.SUCCESS for r in runs)
+    assert len(runs) == 6 and all(r.status is DagsterRunStatus.SUCCESS for r in runs)
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     for node in nodes:
         metadata = instance.get_latest_materialization_event(node.key).asset_materialization.metadata
@@ -60,18 +60,25 @@ def test_trino_reads_every_table_with_the_published_row_counts(lake_mesh, trino_
         assert trino_sql(f'SELECT count(*) FROM "{namespace}"."{table}"') == [[expected]], node.key
 
 
-def test_trino_portfolio_numbers_equal_the_embedded_run(lake_mesh, trino_sql, tmp_path):
-    local_home = tmp_path / "local"
+@pytest.fixture(scope="module")
+def local_mesh_home(tmp_path_factory):
+    """The same mesh run by `mesh demo` on the embedded default, for comparisons."""
+    local_home = tmp_path_factory.mktemp("local")
     env = {"MESH_HOME": str(local_home), "MESH_PROFILE": "local", "PATH": "/usr/bin:/bin"}
     demo = subprocess.run(
         [str(REPO_ROOT / ".venv/bin/mesh"), "demo"],
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
     )
     assert demo.returncode == 0, demo.stderr[-3000:]
+    return local_home
+
+
+def test_trino_portfolio_numbers_equal_the_embedded_run(lake_mesh, trino_sql, local_mesh_home):
+    local_home = local_mesh_home
     mp = pytest.MonkeyPatch()
     mp.setenv("MESH_HOME", str(local_home))
     try:
@@ -86,6 +93,35 @@ def test_trino_portfolio_numbers_equal_the_embedded_run(lake_mesh, trino_sql, tm
         assert math.isclose(score, row.temperature_score_c, rel_tol=1e-12)
         assert math.isclose(coverage, row.coverage_value_share, rel_tol=1e-12)
         assert holdings == row.n_holdings
+
+
+DBT_TABLES = {
+    "emissions.company_emission_intensity": ["company_year"],
+    "emissions.sector_emissions_yearly": ["sector", "year"],
+    "portfolio_alignment.portfolio_temperature_score": ["benchmark_id", "scope", "method"],
+}
+
+
+def test_dbt_models_give_the_same_tables_on_trino_and_on_duckdb(lake_mesh, local_mesh_home):
+    """The same dbt models, run by dbt-trino in `lake` and by dbt-duckdb in `local`, publish equal tables."""
+    lake_catalog = load_catalog(get_settings("lake"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MESH_HOME", str(local_mesh_home))
+    try:
+        local_catalog = load_catalog(MeshSettings.from_env(Profile.LOCAL))
+        for name, keys in DBT_TABLES.items():
+            lake = lake_catalog.load_table(name)
+            assert lake.current_snapshot().summary["mesh.dbt.model"].startswith("model."), name
+            lake_rows = lake.scan().to_pandas().sort_values(keys).reset_index(drop=True)
+            local_rows = (
+                local_catalog.load_table(name).scan().to_pandas().sort_values(keys).reset_index(drop=True)
+            )
+            assert len(lake_rows) == len(local_rows) > 0, name
+            pd.testing.assert_frame_equal(
+                lake_rows[list(local_rows.columns)], local_rows, check_dtype=False, rtol=1e-9, obj=name
+            )
+    finally:
+        mp.undo()
 
 
 def test_an_asset_can_push_sql_down_to_trino(lake_mesh, trino_sql):
@@ -117,4 +153,4 @@ def test_maintenance_job_runs_through_trino(lake_mesh, trino_sql):
     assert trino_sql('SELECT count(*) FROM emissions."production$snapshots"')[0][0] == 1 <= before
     assert trino_sql('SELECT count(*) FROM emissions."production$files"')[0][0] == 1
     observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
-    assert len(observed) == 4  # one per emissions table
+    assert len(observed) == 6  # one per emissions table (4 Python assets, 2 dbt models)
