@@ -186,3 +186,18 @@ def test_mesh_demo_command_prints_tables_and_score(tmp_path):
         runs = instance.get_runs()
         assert len(runs) == 6 and all(r.status is DagsterRunStatus.SUCCESS for r in runs)
         assert {r.remote_job_origin.location_name for r in runs} == set(DOMAINS)
+
+
+def test_dbt_docs_describe_the_staged_models(materialized):
+    import json
+
+    from mesh_assets.dbt.prepare import generate_docs
+
+    site = generate_docs("portfolio_alignment", get_settings())
+    assert site.is_file()
+    catalog = json.loads((site.parent / "catalog.json").read_text())
+    [node] = [n for uid, n in catalog["nodes"].items() if uid.endswith(".portfolio_temperature_score")]
+    assert {"method", "temperature_score_c", "coverage_value_share"} <= {c.lower() for c in node["columns"]}
+    manifest = json.loads((site.parent / "manifest.json").read_text())
+    model = manifest["nodes"]["model.portfolio_alignment.portfolio_temperature_score"]
+    assert "weighting method" in model["description"]
