@@ -17,7 +17,8 @@ never triggers (the last one is decided on a later tick). A runless materializat
 from outside Dagster) has no checks and counts as published.
 
 The sensor requests one run of the domain's assets that read the published products, plus what
-depends on them inside the domain, plus any in-domain upstream never materialized; it skips a
+depends on them inside the domain, plus any in-domain upstream never materialized (partitioned
+ones get their own run: the latest time partition, or every static partition); it skips a
 target already materialized after the upstream publication, and waits while another upstream
 product of a target has never been published. Its cursor (the last decided event per upstream
 product) is stored in the instance, keyed by location, repository and sensor name, so it survives
@@ -25,9 +26,10 @@ code location reloads and daemon restarts. Runs carry Dagster's ``dagster/sensor
 ``mesh/trigger*`` tags naming the upstream products and runs.
 """
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster._core.event_api import EventLogRecord
@@ -154,12 +156,13 @@ class DomainGraph:
     local: frozenset[dg.AssetKey]
     deps: Mapping[dg.AssetKey, frozenset[dg.AssetKey]]  # local asset -> every upstream key
     partitioned: frozenset[dg.AssetKey]
+    partitions: Mapping[dg.AssetKey, dg.PartitionsDefinition] = field(default_factory=dict)
 
     @classmethod
     def of(cls, assets: Sequence[dg.AssetsDefinition]) -> "DomainGraph":
         deps = {key: frozenset(upstream) for a in assets for key, upstream in a.asset_deps.items()}
-        partitioned = frozenset(key for a in assets if a.partitions_def is not None for key in a.keys)
-        return cls(frozenset(deps), deps, partitioned)
+        partitions = {key: a.partitions_def for a in assets if a.partitions_def is not None for key in a.keys}
+        return cls(frozenset(deps), deps, frozenset(partitions), partitions)
 
     def consumed(self) -> list[dg.AssetKey]:
         return sorted({d for ds in self.deps.values() for d in ds} - self.local, key=lambda k: k.path)
@@ -246,12 +249,6 @@ def evaluate(
     for dep in graph.upstream(selection):
         if dep in graph.local and cache.latest(dep) is None:
             selection.add(dep)
-    skipped_partitioned = selection & graph.partitioned
-    if skipped_partitioned:
-        notes.append(
-            f"partitioned consumers are not triggered: {sorted(k.to_user_string() for k in skipped_partitioned)}"
-        )
-        selection -= graph.partitioned
     if selection:
         # Like eager automation: while a target or one of its inputs is being refreshed, decide
         # nothing (the cursor stays) and look again next tick, so one run takes every update.
@@ -290,11 +287,59 @@ def evaluate(
         f"{tags[UPSTREAM_TAG]}"
     )
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=run_key, asset_selection=sorted(selection, key=lambda k: k.path), tags=tags)
-        ],
-        cursor=new_cursor,
+        run_requests=_run_requests(context, graph, selection, run_key, tags, notes), cursor=new_cursor
     )
+
+
+def _run_requests(
+    context: dg.SensorEvaluationContext,
+    graph: DomainGraph,
+    selection: set[dg.AssetKey],
+    run_key: str,
+    tags: dict[str, str],
+    notes: list[str],
+) -> list[dg.RunRequest]:
+    """One run for the unpartitioned targets; one per partitioning for the partitioned ones.
+
+    As ``AutomationCondition.eager()``: a time-partitioned target refreshes its latest partition;
+    a statically partitioned one refreshes all its partitions (one run over the key range).
+    """
+    by_key = functools.partial(sorted, key=lambda k: k.path)
+    plain = selection - graph.partitioned
+    requests = [dg.RunRequest(run_key=run_key, asset_selection=by_key(plain), tags=tags)] if plain else []
+    groups: list[tuple[dg.PartitionsDefinition, list[dg.AssetKey]]] = []
+    for key in by_key(selection & graph.partitioned):
+        group = next((g for g in groups if g[0] == graph.partitions[key]), None)
+        if group is None:
+            groups.append(group := (graph.partitions[key], []))
+        group[1].append(key)
+    for partitions_def, keys in groups:
+        if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+            last = partitions_def.get_last_partition_key()
+            if last is not None:
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"{run_key}|{last}", asset_selection=keys, partition_key=last, tags=tags
+                    )
+                )
+                continue
+        elif isinstance(partitions_def, dg.StaticPartitionsDefinition):
+            all_keys = partitions_def.get_partition_keys()
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{run_key}|{all_keys[0]}..{all_keys[-1]}",
+                    asset_selection=keys,
+                    tags={
+                        **tags,
+                        "dagster/asset_partition_range_start": all_keys[0],
+                        "dagster/asset_partition_range_end": all_keys[-1],
+                    },
+                )
+            )
+            continue
+        notes.append(f"not triggered (partitioning not supported): {[k.to_user_string() for k in keys]}")
+        context.log.warning(notes[-1])
+    return requests
 
 
 def cross_domain_sensor(domain: str, assets: Sequence[dg.AssetsDefinition]) -> dg.SensorDefinition | None:

@@ -39,10 +39,10 @@ class Ticker:
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance):
         self.sensor = defs.resolve_sensor_def(sensor_name("risk"))
-        self.instance, self.cursor = instance, None
+        self.instance, self.cursor, self.defs = instance, None, defs
 
     def tick(self):
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs)
         data = self.sensor.evaluate_tick(context)
         if data.cursor is not None:
             self.cursor = data.cursor
@@ -123,3 +123,27 @@ def test_a_run_in_progress_is_decided_later(mesh):
     )
     [request] = ticker.tick().run_requests
     assert request.tags[UPSTREAM_RUNS_TAG] == good.run_id
+
+
+def test_a_time_partitioned_consumer_refreshes_its_latest_partition(mesh_home, tmp_path):
+    trades = build_trades_domain(tmp_path / "pkgs")
+    daily = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+
+    @dg.asset(
+        key_prefix="risk",
+        partitions_def=daily,
+        ins={"positions": dg.AssetIn(key=["trades", "positions"])},
+        metadata={"partition_expr": "day"},
+    )
+    def daily_limits(context: dg.AssetExecutionContext, positions: pd.DataFrame) -> pd.DataFrame:
+        return positions.assign(day=context.partition_key)
+
+    module = types.ModuleType("risk_daily_assets")
+    module.__file__ = str(tmp_path / "risk" / "assets.py")
+    module.daily_limits = daily_limits
+    risk = build_domain_definitions("risk", module)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run_trades(trades, GOOD, instance).success
+        [request] = Ticker(risk, instance).tick().run_requests
+        assert request.asset_selection == [dg.AssetKey(["risk", "daily_limits"])]
+        assert request.partition_key == daily.get_last_partition_key()
