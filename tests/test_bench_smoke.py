@@ -51,7 +51,7 @@ def test_mesh_bench_load_quick_prints_every_target(tmp_path):
     assert re.search(r"TARGETS: \d+/\d+ PASS", out)
 
 
-@pytest.mark.parametrize("domain", ["benchmarks", "companies", "emissions"])
+@pytest.mark.parametrize("domain", ["benchmarks", "companies", "emissions", "portfolio_alignment"])
 def test_code_location_loads_without_heavy_libraries(domain):
     """Loading a code location imports Dagster and the platform only: pandas & co. load in a run."""
     from bench.load_bench import measure

@@ -33,7 +33,14 @@ from mesh_assets.settings import REPO_ROOT, MeshSettings
 PRODUCTS: dict[str, list[str]] = {
     "benchmarks": ["country_regions", "intensity_pathways", "production_pathways"],
     "companies": ["company_master"],
-    "emissions": ["reported_emissions", "production", "emission_intensities", "company_targets"],
+    "emissions": [
+        "reported_emissions",
+        "production",
+        "emission_intensities",
+        "company_targets",
+        "company_emission_intensity",
+        "sector_emissions_yearly",
+    ],
     "portfolio_alignment": [
         "portfolio_holdings",
         "company_temperature_scores",

@@ -16,7 +16,7 @@ def test_every_product_of_the_workspace_has_a_valid_contract(mesh_home):
     findings = validate(WORKSPACE, get_settings())
     errors = [f for f in findings if f.level == "error"]
     assert errors == []
-    assert len({f.product for f in findings}) == 11
+    assert len({f.product for f in findings}) == 13
 
 
 def test_mesh_validate_command_exits_zero(mesh_home):
@@ -28,7 +28,7 @@ def test_mesh_validate_command_exits_zero(mesh_home):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "11 products checked, 0 error(s)" in result.stdout
+    assert "13 products checked, 0 error(s)" in result.stdout
 
 
 @pytest.fixture

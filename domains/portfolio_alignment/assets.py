@@ -3,12 +3,13 @@
 The downstream data product of the mesh: it consumes the company master, emissions, targets and
 benchmark pathways of three other domains by asset key, across code locations.
 See docs/portfolio-alignment-method.md for the method.
+
+Imported when the code location loads: only Dagster and the platform here; pandas and the
+scoring code are imported inside each asset, when it runs.
 """
 
 import dagster as dg
-import pandas as pd
 
-from domains.portfolio_alignment import report, transforms
 from mesh_assets.cleaning import cleaned_output
 from mesh_assets.raw import RawInputs
 
@@ -22,8 +23,10 @@ class ScoringConfig(dg.Config):
 
 
 @dg.asset(key_prefix=DOMAIN)
-def portfolio_holdings(raw: RawInputs) -> dg.Output[pd.DataFrame]:
+def portfolio_holdings(raw: RawInputs) -> dg.Output:
     """The portfolio's positions in EUR, with sector-split ids parsed."""
+    from domains.portfolio_alignment import transforms  # pandas: at run time, not at load
+
     path = "itr-sample/portfolio.csv"
     return cleaned_output(
         transforms.portfolio_holdings(
@@ -45,13 +48,19 @@ def portfolio_holdings(raw: RawInputs) -> dg.Output[pd.DataFrame]:
 )
 def company_temperature_scores(
     config: ScoringConfig,
-    company_master: pd.DataFrame,
-    reported_emissions: pd.DataFrame,
-    production: pd.DataFrame,
-    company_targets: pd.DataFrame,
-    intensity_pathways: pd.DataFrame,
-) -> dg.Output[pd.DataFrame]:
-    """Per-company temperature alignment score against the sector benchmark budget."""
+    company_master,
+    reported_emissions,
+    production,
+    company_targets,
+    intensity_pathways,
+) -> dg.Output:
+    """Per-company temperature alignment score against the sector benchmark budget.
+
+    Inputs are DataFrames (the IO manager's default); they carry no annotation so that loading
+    the code location does not import pandas.
+    """
+    from domains.portfolio_alignment import report, transforms
+
     cleaned = transforms.company_temperature_scores(
         company_master,
         reported_emissions,

@@ -27,8 +27,13 @@ def _partitions(model: DbtModel) -> dg.PartitionsDefinition | None:
             f"start and partition_column; got {model.mesh}"
         )
     cron, fmt = PARTITION_SCHEMES[scheme]
+    end = model.mesh.get("end")  # exclusive; open-ended (up to now) when absent
     return dg.TimeWindowPartitionsDefinition(
-        cron_schedule=cron, fmt=fmt, start=str(model.mesh["start"]), timezone="UTC"
+        cron_schedule=cron,
+        fmt=fmt,
+        start=str(model.mesh["start"]),
+        end=str(end) if end else None,
+        timezone="UTC",
     )
 
 
@@ -120,10 +125,14 @@ def dbt_project_assets(
     governed = {k: v for k, v in (contracts or {}).items()}
     groups: dict[tuple[str, str], list[DbtModel]] = {}
     for model in project.models:
-        scheme = (model.mesh.get("partitioned_by", ""), str(model.mesh.get("start", "")))
+        scheme = (
+            model.mesh.get("partitioned_by", ""),
+            str(model.mesh.get("start", "")),
+            str(model.mesh.get("end", "")),
+        )
         groups.setdefault(scheme, []).append(model)
     assets = []
-    for (scheme, start), models in sorted(groups.items()):
+    for (scheme, start, _), models in sorted(groups.items()):
         suffix = f"_{scheme}_{start}" if scheme else ""
         assets.append(
             _multi_asset(

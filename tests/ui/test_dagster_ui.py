@@ -3,7 +3,8 @@
 What a person does on day one: open the UI, see every domain's code location loaded, look at the
 lineage across domains, open a data product, press Materialize, follow the run to its success, and
 read the product's contract check and the Iceberg snapshot it published. Then the portfolio
-scores' report (a markdown table and a chart) as the UI renders it.
+scores' report (a markdown table and a chart) as the UI renders it, and the portfolio's score, a dbt
+model: its dbt tests and its contract as asset checks, and the Iceberg snapshot dbt's rows went to.
 
 Screenshots of every step and a Playwright trace go to ``.mesh/test-artifacts/ui/`` (see conftest).
 """
@@ -19,6 +20,7 @@ from collections import defaultdict
 import pytest
 import yaml
 
+from mesh_assets.dbt.manifest import DBT_PROJECTS_DIR, load_project
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.runner import AssetNode, MeshWorkspace
 from mesh_assets.settings import REPO_ROOT
@@ -36,6 +38,8 @@ WORKSPACE = REPO_ROOT / "workspace.yaml"
 # A cheap governed product whose only upstream is a raw file; its contract check is blocking.
 PRODUCT = ("emissions", "reported_emissions")
 SCORES = ("portfolio_alignment", "company_temperature_scores")
+# A dbt model (dbt_projects/portfolio_alignment), governed: dbt tests and a contract as asset checks.
+PORTFOLIO = ("portfolio_alignment", "portfolio_temperature_score")
 RUN_TIMEOUT = 600  # seconds; a 2-core machine shared with other tests
 UI_TIMEOUT = 120_000  # milliseconds, for the UI to show what GraphQL already says
 
@@ -248,8 +252,24 @@ def test_materialize_a_product_and_read_its_check_and_snapshot(dagster_ui, page:
 
 
 # ---- 4. the portfolio scores' report ---------------------------------------------------------------
-def _materialize_upstream(svc, nodes: list[AssetNode], key: tuple[str, ...]) -> list[dict]:
-    """Materialize everything ``key`` depends on (not ``key``), location by location, through GraphQL."""
+def _materialized(svc, keys: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """Those of ``keys`` the instance has a materialization of (of any partition)."""
+    data = svc.graphql(
+        """
+        query UiMaterialized($keys: [AssetKeyInput!]) {
+          assetNodes(assetKeys: $keys) { assetKey { path } assetMaterializations(limit: 1) { runId } }
+        }
+        """,
+        {"keys": [{"path": list(k)} for k in keys]},
+    )["assetNodes"]
+    return {tuple(n["assetKey"]["path"]) for n in data if n["assetMaterializations"]}
+
+
+def _materialize_upstream(
+    svc, nodes: list[AssetNode], key: tuple[str, ...], *, missing_only: bool = False
+) -> list[dict]:
+    """Materialize everything ``key`` depends on (not ``key``), location by location, through GraphQL;
+    with ``missing_only``, only what was never materialized."""
     by_key = {n.key: n for n in nodes}
     needed: set[tuple[str, ...]] = set()
     todo = list(by_key[key].deps)
@@ -258,6 +278,8 @@ def _materialize_upstream(svc, nodes: list[AssetNode], key: tuple[str, ...]) -> 
         if dep in by_key and dep not in needed:
             needed.add(dep)
             todo.extend(by_key[dep].deps)
+    if missing_only:
+        needed -= _materialized(svc, needed)
     wanted = [by_key[k] for k in needed]
     runs = []
     for layer in MeshWorkspace.location_layers(wanted):
@@ -328,3 +350,76 @@ def test_company_scores_show_their_extremes_and_distribution(dagster_ui, page: P
     shots.take(page, "company-scores-chart")
     dialog.get_by_role("button", name="Close").click()
     expect(dialog).to_have_count(0)
+
+
+# ---- 5. a dbt model: its tests and its contract as checks, its Iceberg snapshot -------------------
+def check_item(page: Page, name: str):
+    """A check of the Checks tab's list: its (middle-truncated) name, titled in full, and its status."""
+    return page.locator(f"span:has(> div[title='{name}'])")
+
+
+def test_dbt_model_materializes_with_its_tests_and_contract_as_checks(dagster_ui, page: Page, shots) -> None:
+    # After test 4 only the holdings are missing upstream (run alone, this materializes it all).
+    started = time.monotonic()
+    upstream = _materialize_upstream(dagster_ui, asset_nodes(dagster_ui), PORTFOLIO, missing_only=True)
+    print(f"upstream of {'/'.join(PORTFOLIO)}: {len(upstream)} runs in {time.monotonic() - started:.0f}s")
+    run_id = materialize_in_ui(page, dagster_ui, PORTFOLIO, shots, "portfolio-score")
+
+    # One check per dbt test of the model (as its prepared manifest declares them) and the contract.
+    domain, model_name = PORTFOLIO
+    [model] = [m for m in load_project(domain, DBT_PROJECTS_DIR / domain).models if m.name == model_name]
+    tests = [t.name for t in model.tests]
+    accepted = next(name for name in tests if name.startswith("accepted_values_"))
+    assert accepted == "accepted_values_portfolio_temperature_score_method__WATS__WATS_data_only__ECOTS"
+    assert "not_null_portfolio_temperature_score_method" in tests
+    checks = [*tests, "contract"]
+    page.goto(dagster_ui.url + asset_path(PORTFOLIO) + "?view=checks")
+    expect(page.get_by_text(f"Checks ({len(checks)})", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
+    for name in checks:
+        expect(check_item(page, name)).to_have_count(1, timeout=UI_TIMEOUT)
+        expect(check_item(page, name)).to_contain_text("Succeeded", timeout=UI_TIMEOUT)
+
+    def open_check(name: str, description: str) -> None:
+        """Select the check; its latest execution: passed, in the run launched above."""
+        check_item(page, name).click()
+        expect(page).to_have_url(re.compile(rf"checkDetail={re.escape(name)}(&|$)"))
+        expect(page.get_by_text(description)).to_be_visible(timeout=UI_TIMEOUT)
+        expect(page.get_by_text("Passed", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
+        expect(page.locator(f"a[href^='/runs/{run_id}']").first).to_be_visible(timeout=UI_TIMEOUT)
+
+    open_check(accepted, "dbt accepted_values test on method")
+    assert metadata_value(page, "status") == "pass"
+    assert metadata_value(page, "failures") == "0"
+    shots.take(page, "portfolio-score-dbt-test-check")
+    open_check("contract", "Audits the staged model against its data contract")
+    assert metadata_value(page, "failed_expectations") == "0"
+    assert metadata_value(page, "published") == "true"
+    shots.take(page, "portfolio-score-contract-check")
+
+    # The materialization is the Iceberg table's current snapshot, committed by this run for the model.
+    table = load_catalog(dagster_ui.settings).load_table(".".join(PORTFOLIO))
+    snapshot = table.current_snapshot()
+    rows = len(table.scan().to_arrow())
+    assert rows > 0
+    assert snapshot.summary["mesh.dagster.run-id"] == run_id
+    page.goto(dagster_ui.url + asset_path(PORTFOLIO))
+    row_count = page.locator("div:has(> span:text-is('Row count'))")
+    expect(row_count).to_have_count(1, timeout=UI_TIMEOUT)
+    expect(row_count).to_contain_text(re.compile(r"\d"), timeout=UI_TIMEOUT)
+    assert row_count.inner_text().split("\n")[-1].strip().replace(",", "") == str(rows)
+    # The kinds of the definition: dbt (with its logo) and Iceberg.
+    kinds = page.locator("div:has(> span:text-is('Kinds'))")
+    expect(kinds.get_by_role("img", name="dbt", exact=True)).to_be_visible(timeout=UI_TIMEOUT)
+    expect(kinds).to_contain_text("dbt")
+    shots.take(page, "portfolio-score-overview", height=2600)
+    page.get_by_placeholder("Filter metadata keys").fill("iceberg/")
+    assert metadata_value(page, "iceberg/snapshot_id").replace(",", "") == str(snapshot.snapshot_id)
+    assert metadata_value(page, "iceberg/table_row_count").replace(",", "") == str(rows)
+    assert metadata_value(page, "iceberg/table") == ".".join(PORTFOLIO)
+    section = page.get_by_role("table").filter(has=page.get_by_role("cell", name="iceberg/snapshot_id"))
+    section.scroll_into_view_if_needed()
+    shots.take(page, "portfolio-score-iceberg-metadata", locator=section)
+    # The model's id on the definition is the one the snapshot records.
+    page.get_by_placeholder("Filter metadata keys").fill("dbt")
+    assert metadata_value(page, "mesh/dbt_model") == snapshot.summary["mesh.dbt.model"] == model.unique_id
+    assert float(metadata_value(page, "dbt/execution_time_s").replace(",", "")) > 0
