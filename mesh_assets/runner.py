@@ -27,36 +27,10 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+from mesh_assets.graphql_queries import ASSET_NODES, LAUNCH_RUN
+
 ASSET_JOB = "__ASSET_JOB"
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-
-_ASSET_NODES = """
-query MeshAssetNodes {
-  assetNodes {
-    assetKey { path }
-    dependencyKeys { path }
-    isMaterializable
-    isPartitioned
-    partitionKeys
-    partitionDefinition { description }
-    repository { name location { name } }
-  }
-}
-"""
-
-_LAUNCH = """
-mutation MeshLaunch($executionParams: ExecutionParams!) {
-  launchPipelineExecution(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on UnauthorizedError { message }
-    ... on PipelineNotFoundError { message }
-  }
-}
-"""
 
 
 class MeshRunError(RuntimeError):
@@ -137,7 +111,7 @@ class MeshWorkspace:
 
     def asset_nodes(self) -> list[AssetNode]:
         nodes = []
-        for node in self.graphql(_ASSET_NODES)["assetNodes"]:
+        for node in self.graphql(ASSET_NODES)["assetNodes"]:
             if not node["isMaterializable"]:
                 continue
             nodes.append(
@@ -199,7 +173,7 @@ class MeshWorkspace:
             "runConfigData": {"loggers": {"console": {"config": {"log_level": log_level}}}},
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in run_tags.items()]},
         }
-        result = self.graphql(_LAUNCH, {"executionParams": params})["launchPipelineExecution"]
+        result = self.graphql(LAUNCH_RUN, {"executionParams": params})["launchPipelineExecution"]
         if result["__typename"] != "LaunchRunSuccess":
             detail = result.get("message") or "; ".join(e["message"] for e in result.get("errors", []))
             raise MeshRunError(f"launching {location} failed ({result['__typename']}): {detail}")

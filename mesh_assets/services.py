@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mesh_assets.graphql_queries import LAUNCH_RUN
 from mesh_assets.instance import dagster_pg_url, instance_config
 from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile
 
@@ -425,7 +426,7 @@ class DagsterServices:
             "mode": "default",
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in run_tags.items()]},
         }
-        result = self.graphql(_LAUNCH, {"executionParams": params})["launchPipelineExecution"]
+        result = self.graphql(LAUNCH_RUN, {"executionParams": params})["launchPipelineExecution"]
         if result["__typename"] != "LaunchRunSuccess":
             detail = result.get("message") or "; ".join(e["message"] for e in result.get("errors", []))
             raise ServiceError(f"launching {keys} in {location} failed ({result['__typename']}): {detail}")
@@ -475,20 +476,6 @@ class DagsterServices:
             raise ServiceError(f"sensor {location}:{sensor}: {data.get('message')}")
         return data["sensorState"]["ticks"]
 
-
-_LAUNCH = """
-mutation MeshLaunch($executionParams: ExecutionParams!) {
-  launchPipelineExecution(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on UnauthorizedError { message }
-    ... on PipelineNotFoundError { message }
-  }
-}
-"""
 
 _RUNS = """
 query MeshRuns($filter: RunsFilter) {

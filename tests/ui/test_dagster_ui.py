@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from mesh_assets.dbt.manifest import DBT_PROJECTS_DIR, load_project
+from mesh_assets.graphql_queries import ASSET_NODES
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.runner import AssetNode, MeshWorkspace
 from mesh_assets.settings import REPO_ROOT
@@ -42,19 +43,6 @@ SCORES = ("portfolio_alignment", "company_temperature_scores")
 PORTFOLIO = ("portfolio_alignment", "portfolio_temperature_score")
 RUN_TIMEOUT = 600  # seconds; a 2-core machine shared with other tests
 UI_TIMEOUT = 120_000  # milliseconds, for the UI to show what GraphQL already says
-
-ASSET_NODES = """
-query UiAssetNodes {
-  assetNodes {
-    assetKey { path }
-    dependencyKeys { path }
-    isMaterializable
-    isPartitioned
-    partitionKeys
-    repository { name location { name } }
-  }
-}
-"""
 
 
 def workspace_locations() -> list[str]:
