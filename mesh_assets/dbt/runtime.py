@@ -175,7 +175,7 @@ class DbtRun:
         if model.partitioned:
             dims = self._dims(model)
             keys = list(self.context.partition_keys)
-            data = data.filter(parts._selection_mask(dims, keys, data))
+            data = parts.rows_in_partitions(dims, keys, data)
         return data
 
     def _dims(self, model: DbtModel) -> list[parts.Dimension]:

@@ -221,6 +221,11 @@ def _selection_mask(dims: Sequence[Dimension], keys: Sequence[str], table: pa.Ta
     )
 
 
+def rows_in_partitions(dims: Sequence[Dimension], keys: Sequence[str], table: pa.Table) -> pa.Table:
+    """The rows of ``table`` that lie in the partitions ``keys`` (a staged window, say)."""
+    return table.filter(_selection_mask(dims, keys, table)) if len(table) else table
+
+
 def check_rows_in_partitions(dims: Sequence[Dimension], keys: Sequence[str], table: pa.Table) -> None:
     """Refuse an output with rows outside the partitions being written, naming the column(s)."""
     for dim in dims:
