@@ -27,9 +27,8 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from mesh_assets.graphql_queries import ASSET_NODES, LAUNCH_RUN
+from mesh_assets.graphql_queries import ASSET_NODES, LAUNCH_RUN, asset_run_params, launch_failure
 
-ASSET_JOB = "__ASSET_JOB"
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
@@ -158,25 +157,17 @@ class MeshWorkspace:
         log_level: str = "INFO",
     ) -> LaunchedRun:
         assets = tuple(assets)
-        run_tags = dict(tags or {})
-        if partition_range:
-            run_tags["dagster/asset_partition_range_start"] = partition_range[0]
-            run_tags["dagster/asset_partition_range_end"] = partition_range[1]
-        params = {
-            "selector": {
-                "repositoryLocationName": location,
-                "repositoryName": repository,
-                "pipelineName": ASSET_JOB,
-                "assetSelection": [{"path": k.path} for k in assets],
-            },
-            "mode": "default",
-            "runConfigData": {"loggers": {"console": {"config": {"log_level": log_level}}}},
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in run_tags.items()]},
-        }
+        params = asset_run_params(
+            location,
+            repository,
+            [k.path for k in assets],
+            tags=tags,
+            partition_range=partition_range,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
         result = self.graphql(LAUNCH_RUN, {"executionParams": params})["launchPipelineExecution"]
-        if result["__typename"] != "LaunchRunSuccess":
-            detail = result.get("message") or "; ".join(e["message"] for e in result.get("errors", []))
-            raise MeshRunError(f"launching {location} failed ({result['__typename']}): {detail}")
+        if failure := launch_failure(result):
+            raise MeshRunError(f"launching {location} failed ({failure})")
         return LaunchedRun(result["run"]["runId"], location, assets, partition_range)
 
     def wait(self, runs: Sequence[LaunchedRun], timeout: float = 900.0) -> None:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mesh_assets.graphql_queries import LAUNCH_RUN
+from mesh_assets.graphql_queries import LAUNCH_RUN, asset_run_params, launch_failure
 from mesh_assets.instance import dagster_pg_url, instance_config
 from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile
 
@@ -412,24 +412,12 @@ class DagsterServices:
         partition_range: tuple[str, str] | None = None,
     ) -> str:
         """Materialize ``keys`` of ``location`` (its implicit asset job, as "Materialize"); the run id."""
-        run_tags = dict(tags or {})
-        if partition_range:
-            run_tags["dagster/asset_partition_range_start"] = partition_range[0]
-            run_tags["dagster/asset_partition_range_end"] = partition_range[1]
-        params = {
-            "selector": {
-                "repositoryLocationName": location,
-                "repositoryName": "__repository__",
-                "pipelineName": "__ASSET_JOB",
-                "assetSelection": [{"path": k} for k in keys],
-            },
-            "mode": "default",
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in run_tags.items()]},
-        }
+        params = asset_run_params(
+            location, "__repository__", keys, tags=tags, partition_range=partition_range
+        )
         result = self.graphql(LAUNCH_RUN, {"executionParams": params})["launchPipelineExecution"]
-        if result["__typename"] != "LaunchRunSuccess":
-            detail = result.get("message") or "; ".join(e["message"] for e in result.get("errors", []))
-            raise ServiceError(f"launching {keys} in {location} failed ({result['__typename']}): {detail}")
+        if failure := launch_failure(result):
+            raise ServiceError(f"launching {keys} in {location} failed ({failure})")
         return result["run"]["runId"]
 
     def runs(self, *, tags: dict[str, str] | None = None, run_ids: list[str] | None = None) -> list[dict]:

@@ -122,7 +122,7 @@ def dbt_project_assets(
     staged model before it is published.
     """
     project = load_project(domain, Path(project_dir))
-    governed = {k: v for k, v in (contracts or {}).items()}
+    governed = dict(contracts or {})
     groups: dict[tuple[str, str], list[DbtModel]] = {}
     for model in project.models:
         scheme = (
