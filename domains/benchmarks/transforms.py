@@ -98,10 +98,6 @@ PRODUCTION_PATHWAY_COLUMNS: dict[str, str] = {
 }
 
 
-def _key(value: str) -> str:
-    return " ".join(value.casefold().replace(".", ". ").split()).replace(" .", ".")
-
-
 def itr_region(region_ar6_10: str | None) -> str:
     """ITR's coarse region from the AR6 10-region name: North America, Europe, Asia (any *Asia*), else Global."""
     if not region_ar6_10:
@@ -209,55 +205,6 @@ def country_regions(
         row["itr_region"] = itr_region(row["region_ar6_10"])
     cleaned.data = typed_frame(rows, COUNTRY_REGION_COLUMNS).sort_values("iso3", ignore_index=True)
     return cleaned
-
-
-def country_lookup(country_regions_df: pd.DataFrame) -> dict[str, str]:
-    """casefolded name/code -> ISO-2, built from a :func:`country_regions` table (current countries first)."""
-    lookup: dict[str, str] = {}
-    df = country_regions_df.sort_values("iso_status")  # "current" before "withdrawn"
-    for rec in df.to_dict("records"):
-        iso2 = rec.get("iso2")
-        if iso2 is None or iso2 is pd.NA:
-            continue
-        keys = [
-            iso2,
-            rec.get("iso3"),
-            rec.get("country_name"),
-            rec.get("official_name"),
-            rec.get("common_name"),
-        ]
-        aliases = rec.get("aliases")
-        if isinstance(aliases, str):
-            keys += aliases.split("|")
-        for k in keys:
-            if isinstance(k, str) and k.strip():
-                lookup.setdefault(_key(k), str(iso2))
-    return lookup
-
-
-def normalise_country(value: Any, country_regions_df: pd.DataFrame | dict[str, str]) -> str | None:
-    """ISO-2 code for a country code or name, or None.
-
-    Accepts ISO-2 (``DE``), ISO-3 (``DEU``), ISO names (``Germany``), official/common/World Bank names
-    (``South Korea``, ``Czech Republic``), aliases (``UK``, ``Great Britain``) and ``Name (CODE)``
-    forms (``United Kingdom (UK)``); case and whitespace are ignored. ``country_regions_df`` is the
-    :func:`country_regions` table or a prebuilt :func:`country_lookup` dict.
-    """
-    text = clean_text(value)
-    if text is None:
-        return None
-    lookup = (
-        country_regions_df if isinstance(country_regions_df, dict) else country_lookup(country_regions_df)
-    )
-    candidates = [text]
-    m = re.match(r"^(.*?)\s*\((.*)\)\s*$", text)
-    if m:
-        candidates += [m.group(1), m.group(2)]
-    for cand in candidates:
-        hit = lookup.get(_key(cand))
-        if hit:
-            return hit
-    return None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,21 +10,20 @@ Rules are documented in ``docs/cleaning-rules.md``.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import pandas as pd
 
 from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
+from mesh_assets.identifiers import (
+    ISIN_SHAPE,
+    clean_lei,
+    country_lookup,
+    is_valid_isin,
+    normalise_country,
+    split_company_id,
+)
 from mesh_assets.units import UnknownUnitError, conversion_factor, unit_info
-
-_ISIN_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$")
-_LEI_RE = re.compile(r"^[A-Z0-9]{18}[0-9]{2}$")
-# ISIN followed by a segment suffix, e.g. IT0003132476-Oil, US05351W1036-E
-_SEGMENT_ID_RE = re.compile(r"^([A-Z]{2}[A-Z0-9]{9}[0-9])-(.+)$")
-
-# Text used in place of a missing LEI (besides "0"), compared case-insensitively.
-LEI_PLACEHOLDERS = {"not available", "n/a", "na", "none", "null", "-", "unknown"}
 
 # Regions ITR uses for companies (the benchmark files use Global / Europe / North America / OECD / non-OECD).
 ITR_REGIONS = ("North America", "Europe", "Asia", "Global", "OECD", "non-OECD")
@@ -77,69 +76,6 @@ COMPANY_MASTER_COLUMNS: dict[str, str] = {
     "shares_outstanding": "float64",
     "quality_flags": "string",
 }
-
-
-# --------------------------------------------------------------------------------------------------
-# identifiers
-# --------------------------------------------------------------------------------------------------
-def _alnum_to_digits(text: str) -> str:
-    return "".join(str(int(ch, 36)) for ch in text)
-
-
-def is_valid_isin(value: Any) -> bool:
-    """ISO 6166: 2-letter country, 9 alphanumerics, Luhn check digit over the letter-expanded string."""
-    text = clean_text(value)
-    if text is None or not _ISIN_RE.match(text):
-        return False
-    digits = _alnum_to_digits(text)
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def is_valid_lei(value: Any) -> bool:
-    """ISO 17442: 18 alphanumerics + 2 check digits; the letter-expanded number mod 97 equals 1 (ISO 7064)."""
-    text = clean_text(value)
-    if text is None or not _LEI_RE.match(text):
-        return False
-    return int(_alnum_to_digits(text)) % 97 == 1
-
-
-def clean_lei(value: Any) -> tuple[str | None, str | None]:
-    """(LEI or None, flag or None).
-
-    ``0`` and texts such as ``Not Available`` are placeholders (flag ``lei_placeholder``); a malformed or
-    bad-checksum LEI is dropped (flag ``lei_invalid``); missing -> (None, None).
-    """
-    text = clean_text(value)
-    if text is None:
-        return None, None
-    if text.strip("0") == "" or text.casefold() in LEI_PLACEHOLDERS:
-        return None, "lei_placeholder"
-    text = text.upper()
-    if not is_valid_lei(text):
-        return None, "lei_invalid"
-    return text, None
-
-
-def split_company_id(company_id: Any) -> tuple[str | None, str | None]:
-    """``ISIN-Segment`` -> (ISIN, segment); ``ISIN+Sector`` -> (ISIN, sector); others -> (id, None)."""
-    text = clean_text(company_id)
-    if text is None:
-        return None, None
-    if "+" in text:
-        base, _, sector = text.partition("+")
-        return base.strip(), clean_text(sector)
-    m = _SEGMENT_ID_RE.match(text)
-    if m:
-        return m.group(1), m.group(2)
-    return text, None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -207,7 +143,6 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
     """
     cleaned = Cleaned(data=pd.DataFrame())
     # local import keeps the domains decoupled at import time
-    from domains.benchmarks.transforms import country_lookup, normalise_country
 
     df = fundamentals.copy()
     df["company_id"] = df["company_id"].map(clean_text)
@@ -237,7 +172,7 @@ def company_master(fundamentals: pd.DataFrame, country_regions: pd.DataFrame) ->
         if "+" in cid:
             flags.append("sector_split_id")
         isin = cid if is_valid_isin(cid) else None
-        if isin is None and _ISIN_RE.match(cid or ""):
+        if isin is None and ISIN_SHAPE.match(cid or ""):
             flags.append("isin_check_digit_invalid")
         lei, lei_flag = clean_lei(rec.get("company_lei"))
         if lei_flag:

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
+from mesh_assets.identifiers import clean_lei, split_company_id
 from mesh_assets.units import UnknownUnitError, conversion_factor, unit_info
 
 # Submetric (lower case) -> the sector a business-segment figure belongs to (as in ITR's template loader).
@@ -691,7 +692,6 @@ def company_targets(targets: pd.DataFrame) -> Cleaned:
     unit / quantity; unit kind not matching target_type; ambition missing or outside 0..1; target_year
     not after base_year; exact duplicates of an already kept target.
     """
-    from domains.companies.transforms import clean_lei, split_company_id
 
     cleaned = Cleaned(data=pd.DataFrame())
     rows: list[dict[str, Any]] = []

@@ -14,6 +14,7 @@ import pandas as pd
 
 from domains.portfolio_alignment import scoring
 from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
+from mesh_assets.identifiers import clean_lei, is_valid_isin, split_company_id
 
 HOLDINGS_COLUMNS: dict[str, str] = {
     "company_id": "string",
@@ -98,7 +99,6 @@ def portfolio_holdings(portfolio: pd.DataFrame) -> Cleaned:
     Rejected: missing company_id; missing, non-numeric or negative investment value. Repeated
     company_ids are kept (a portfolio may hold a line twice) and flagged ``duplicate_company_id``.
     """
-    from domains.companies.transforms import clean_lei, is_valid_isin, split_company_id
 
     cleaned = Cleaned(data=pd.DataFrame())
     value_col = next((c for c in portfolio.columns if c.strip().lower().startswith("investment_value")), None)

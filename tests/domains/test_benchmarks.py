@@ -6,6 +6,7 @@ import pytest
 from domain_inputs import BENCH, read_bench_json
 
 from domains.benchmarks import transforms as benchmarks
+from mesh_assets import identifiers
 from mesh_assets.cleaning import Cleaned
 
 
@@ -54,7 +55,7 @@ def test_itr_regions(country_regions: Cleaned) -> None:
     ],
 )
 def test_normalise_country(country_regions: Cleaned, value: object, iso2: str | None) -> None:
-    assert benchmarks.normalise_country(value, country_regions.data) == iso2
+    assert identifiers.normalise_country(value, country_regions.data) == iso2
 
 
 def test_benchmark_files_all_parse() -> None:

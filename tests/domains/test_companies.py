@@ -9,6 +9,7 @@ import pytest
 from domain_inputs import read_sample
 
 from domains.companies import transforms as companies
+from mesh_assets import identifiers
 from mesh_assets.cleaning import Cleaned
 
 
@@ -95,15 +96,15 @@ def test_isin_only_for_valid_isins(company_master: Cleaned) -> None:
 
 
 def test_isin_and_lei_check_digits() -> None:
-    assert companies.is_valid_isin("US00130H1059")  # AES Corp.
-    assert not companies.is_valid_isin("US00130H1058")  # same, wrong check digit
-    assert not companies.is_valid_isin("US00130H105")
-    assert companies.is_valid_lei("2NUNNB7D43COUIRE5295")  # AES Corp. LEI
-    assert not companies.is_valid_lei("2NUNNB7D43COUIRE5296")
-    assert companies.clean_lei("0") == (None, "lei_placeholder")  # targets.csv placeholder
-    assert companies.clean_lei("Not Available") == (None, "lei_placeholder")  # Lafarge Maroc
-    assert companies.clean_lei("2NUNNB7D43COUIRE5296") == (None, "lei_invalid")
-    assert companies.clean_lei(float("nan")) == (None, None)
+    assert identifiers.is_valid_isin("US00130H1059")  # AES Corp.
+    assert not identifiers.is_valid_isin("US00130H1058")  # same, wrong check digit
+    assert not identifiers.is_valid_isin("US00130H105")
+    assert identifiers.is_valid_lei("2NUNNB7D43COUIRE5295")  # AES Corp. LEI
+    assert not identifiers.is_valid_lei("2NUNNB7D43COUIRE5296")
+    assert identifiers.clean_lei("0") == (None, "lei_placeholder")  # targets.csv placeholder
+    assert identifiers.clean_lei("Not Available") == (None, "lei_placeholder")  # Lafarge Maroc
+    assert identifiers.clean_lei("2NUNNB7D43COUIRE5296") == (None, "lei_invalid")
+    assert identifiers.clean_lei(float("nan")) == (None, None)
 
 
 def test_lei_placeholders_in_master(company_master: Cleaned) -> None:
