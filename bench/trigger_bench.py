@@ -1,6 +1,6 @@
 """``mesh bench trigger``: latency of a cross-domain trigger, from upstream publication to downstream run.
 
-Starts the Dagster services (code servers, webserver, daemon; ``mesh_assets.services``) on the
+Starts the Dagster services (code servers, webserver, daemon; ``mesh_assets.orchestration.services``) on the
 real workspace with an isolated local instance and catalog (a temporary MESH_HOME), seeds the
 mesh (benchmarks and emissions, after which the sensors run companies and portfolio_alignment),
 then N times: materializes ``emissions/reported_emissions`` through GraphQL, waits for its run
@@ -55,7 +55,7 @@ def _p95(values: list[float]) -> float:
 
 
 def _wait_sensor_run(svc, sensor: str, upstream_run: str, timeout: float) -> dict:
-    from mesh_assets.automation import UPSTREAM_RUNS_TAG
+    from mesh_assets.orchestration.automation import UPSTREAM_RUNS_TAG
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,8 +89,8 @@ def _wait_idle(svc, sensor: str, timeout: float) -> None:
 
 
 def run(reps: int, interval: int, timeout: float = 600.0) -> dict:
-    from mesh_assets.automation import sensor_name
-    from mesh_assets.services import DagsterServices
+    from mesh_assets.orchestration.automation import sensor_name
+    from mesh_assets.orchestration.services import DagsterServices
 
     sensor = sensor_name("portfolio_alignment")
     work = Path(tempfile.mkdtemp(prefix="mesh-trigger-bench-"))

@@ -14,11 +14,11 @@ from types import ModuleType
 
 import dagster as dg
 
-from mesh_assets.automation import domain_sensors
 from mesh_assets.contracts.checks import contract_check
 from mesh_assets.contracts.model import ProductContract, domain_contracts
 from mesh_assets.dbt import dbt_project_assets, domain_project_dir
-from mesh_assets.maintenance import maintenance_job, maintenance_schedule
+from mesh_assets.lakehouse.maintenance import maintenance_job, maintenance_schedule
+from mesh_assets.orchestration.automation import domain_sensors
 from mesh_assets.resources import resources_for
 from mesh_assets.settings import REPO_ROOT
 

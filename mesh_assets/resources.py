@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mesh_assets.ingest.raw import RawInputs
 from mesh_assets.lakehouse.io_manager import IcebergIOManager
-from mesh_assets.raw import RawInputs
+from mesh_assets.lakehouse.trino import TrinoResource
 from mesh_assets.settings import MeshSettings, get_settings
-from mesh_assets.trino import TrinoResource
 
 
 def resources_for(settings: MeshSettings | None = None) -> dict[str, Any]:

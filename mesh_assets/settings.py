@@ -103,7 +103,7 @@ class MeshSettings:
     trino_catalog: str = "iceberg"
     trino_user: str = "mesh"
     # Minimum seconds between two ticks of a domain's cross-domain trigger sensor
-    # (mesh_assets/automation.py); MESH_TRIGGER_INTERVAL. The sensor daemon loops every 5 s at most.
+    # (mesh_assets/orchestration/automation.py); MESH_TRIGGER_INTERVAL. The sensor daemon loops every 5 s at most.
     trigger_interval: int = 15
     _overrides: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 

@@ -240,7 +240,7 @@ def _mesh_cli() -> list[str]:
     for candidate in (Path(sys.executable).with_name("mesh"), REPO_ROOT / ".venv" / "bin" / "mesh"):
         if candidate.exists():
             return [str(candidate)]
-    return [sys.executable, "-c", "from mesh_assets.cli import main; main()"]
+    return [sys.executable, "-c", "from mesh_assets.cli.main import main; main()"]
 
 
 @pytest.fixture(scope="module")

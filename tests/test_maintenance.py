@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mesh_assets.lakehouse.catalog import load_catalog
+from mesh_assets.lakehouse.maintenance import maintenance_job, orphan_files
 from mesh_assets.lakehouse.tables import IcebergTables, TableRef
-from mesh_assets.maintenance import maintenance_job, orphan_files
 from mesh_assets.resources import resources_for
 from mesh_assets.settings import get_settings
 

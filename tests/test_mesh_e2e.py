@@ -10,9 +10,9 @@ import pytest
 from dagster._core.instance import DagsterInstance, InstanceRef
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
-from mesh_assets.instance import prepare_dagster_home
 from mesh_assets.lakehouse.catalog import load_catalog
-from mesh_assets.runner import MeshWorkspace
+from mesh_assets.orchestration.instance import prepare_dagster_home
+from mesh_assets.orchestration.runner import MeshWorkspace
 from mesh_assets.settings import REPO_ROOT, get_settings
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"

@@ -11,8 +11,8 @@ the assets return an untyped ``dg.Output`` (of a DataFrame): Dagster reads annot
 import dagster as dg
 
 from domains.benchmarks.scenarios import BENCHMARK_FILES
-from mesh_assets.cleaning import Cleaned, cleaned_output
-from mesh_assets.raw import RawInputs
+from mesh_assets.ingest.cleaning import Cleaned, cleaned_output
+from mesh_assets.ingest.raw import RawInputs
 
 DOMAIN = "benchmarks"
 RAW = "itr-benchmarks"

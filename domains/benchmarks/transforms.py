@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from domains.benchmarks.scenarios import BENCHMARK_FILES as BENCHMARK_FILES  # stable ids -> file names
-from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
-from mesh_assets.units import UnknownUnitError, canonical_unit, conversion_factor, parse_quantity
+from mesh_assets.ingest.cleaning import Cleaned, clean_text, typed_frame
+from mesh_assets.ingest.units import UnknownUnitError, canonical_unit, conversion_factor, parse_quantity
 
 PRODUCTION_BENCHMARK_FILE = "benchmark_production_OECM.json"
 
@@ -251,7 +251,7 @@ def intensity_pathways(benchmark_json: dict[str, Any], benchmark_id: str) -> Cle
     not stated), ``scope`` (S1, S2, S1S2, S3, S1S2S3), ``sector`` (company naming: ``Aluminium`` ->
     ``Aluminum``), ``sector_reported``, ``region`` (Global, Europe, North America, OECD, non-OECD),
     ``year``, ``base_year`` (first projection year of that pathway), ``intensity`` in ``unit``, the
-    canonical ``t CO2e/<production unit>`` (mesh_assets.units; CO2 counted as CO2e), and the value/unit
+    canonical ``t CO2e/<production unit>`` (mesh_assets.ingest.units; CO2 counted as CO2e), and the value/unit
     as reported (``intensity_reported``, ``unit_reported``).
 
     Rejected (counted per projection row): unknown/unconvertible unit (reason names the unit),

@@ -8,8 +8,8 @@ DataFrame inputs and outputs are not annotated ``pd.DataFrame``: Dagster reads a
 
 import dagster as dg
 
-from mesh_assets.cleaning import cleaned_output
-from mesh_assets.raw import RawInputs
+from mesh_assets.ingest.cleaning import cleaned_output
+from mesh_assets.ingest.raw import RawInputs
 
 DOMAIN = "companies"
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
-from mesh_assets.identifiers import (
+from mesh_assets.ingest.cleaning import Cleaned, clean_text, typed_frame
+from mesh_assets.ingest.identifiers import (
     ISIN_SHAPE,
     clean_lei,
     country_lookup,
@@ -23,7 +23,7 @@ from mesh_assets.identifiers import (
     normalise_country,
     split_company_id,
 )
-from mesh_assets.units import UnknownUnitError, conversion_factor, unit_info
+from mesh_assets.ingest.units import UnknownUnitError, conversion_factor, unit_info
 
 # Regions ITR uses for companies (the benchmark files use Global / Europe / North America / OECD / non-OECD).
 ITR_REGIONS = ("North America", "Europe", "Asia", "Global", "OECD", "non-OECD")

@@ -7,8 +7,8 @@ the assets return an untyped ``dg.Output`` (of a DataFrame): Dagster reads annot
 
 import dagster as dg
 
-from mesh_assets.cleaning import cleaned_output
-from mesh_assets.raw import RawInputs
+from mesh_assets.ingest.cleaning import cleaned_output
+from mesh_assets.ingest.raw import RawInputs
 
 DOMAIN = "emissions"
 

@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
-from mesh_assets.identifiers import clean_lei, split_company_id
-from mesh_assets.units import UnknownUnitError, conversion_factor, unit_info
+from mesh_assets.ingest.cleaning import Cleaned, clean_text, typed_frame
+from mesh_assets.ingest.identifiers import clean_lei, split_company_id
+from mesh_assets.ingest.units import UnknownUnitError, conversion_factor, unit_info
 
 # Submetric (lower case) -> the sector a business-segment figure belongs to (as in ITR's template loader).
 SEGMENT_SUBMETRICS: dict[str, str] = {

@@ -10,8 +10,8 @@ scoring code are imported inside each asset, when it runs.
 
 import dagster as dg
 
-from mesh_assets.cleaning import cleaned_output
-from mesh_assets.raw import RawInputs
+from mesh_assets.ingest.cleaning import cleaned_output
+from mesh_assets.ingest.raw import RawInputs
 
 DOMAIN = "portfolio_alignment"
 

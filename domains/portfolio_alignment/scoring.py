@@ -28,7 +28,12 @@ from typing import Any
 
 import pandas as pd
 
-from mesh_assets.units import UnknownUnitError, conversion_factor, gas_volume_to_energy_factor, unit_info
+from mesh_assets.ingest.units import (
+    UnknownUnitError,
+    conversion_factor,
+    gas_volume_to_energy_factor,
+    unit_info,
+)
 
 # Transient climate response to cumulative emissions, ITR's constants: 2.2 C per 1000 Gt C, and
 # 1000 Gt C = 3664 Gt CO2 (44/12), i.e. 0.0006004 C per Gt CO2.

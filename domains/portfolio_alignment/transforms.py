@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from domains.portfolio_alignment import scoring
-from mesh_assets.cleaning import Cleaned, clean_text, typed_frame
-from mesh_assets.identifiers import clean_lei, is_valid_isin, split_company_id
+from mesh_assets.ingest.cleaning import Cleaned, clean_text, typed_frame
+from mesh_assets.ingest.identifiers import clean_lei, is_valid_isin, split_company_id
 
 HOLDINGS_COLUMNS: dict[str, str] = {
     "company_id": "string",

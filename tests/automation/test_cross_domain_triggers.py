@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh_assets.automation import UPSTREAM_RUNS_TAG, UPSTREAM_TAG, sensor_name
-from mesh_assets.services import DagsterServices
+from mesh_assets.orchestration.automation import UPSTREAM_RUNS_TAG, UPSTREAM_TAG, sensor_name
+from mesh_assets.orchestration.services import DagsterServices
 from mesh_assets.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from contract_domain import GOOD, build_trades_domain, run_trades
 
-from mesh_assets.automation import UPSTREAM_RUNS_TAG, UPSTREAM_TAG, sensor_name
 from mesh_assets.definitions import build_domain_definitions
+from mesh_assets.orchestration.automation import UPSTREAM_RUNS_TAG, UPSTREAM_TAG, sensor_name
 
 POSITIONS = dg.AssetKey(["trades", "positions"])
 LIMITS = dg.AssetKey(["risk", "limits"])

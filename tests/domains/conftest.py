@@ -14,7 +14,7 @@ from domains.benchmarks import transforms as benchmarks
 from domains.companies import transforms as companies
 from domains.emissions import transforms as emissions
 from domains.portfolio_alignment import transforms as portfolio
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.ingest.cleaning import Cleaned
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import pytest
 from domain_inputs import BENCH, read_bench_json
 
 from domains.benchmarks import transforms as benchmarks
-from mesh_assets import identifiers
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.ingest import identifiers
+from mesh_assets.ingest.cleaning import Cleaned
 
 
 def test_country_regions_shape_and_dtypes(country_regions: Cleaned) -> None:

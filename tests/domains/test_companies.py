@@ -9,8 +9,8 @@ import pytest
 from domain_inputs import read_sample
 
 from domains.companies import transforms as companies
-from mesh_assets import identifiers
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.ingest import identifiers
+from mesh_assets.ingest.cleaning import Cleaned
 
 
 def _row(cleaned: Cleaned, company_id: str) -> pd.Series:

@@ -7,7 +7,7 @@ import pytest
 from domain_inputs import read_sample
 
 from domains.emissions import transforms as emissions
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.ingest.cleaning import Cleaned
 
 X_ROWS = "base_year marked 'x' (alternative figure ITR ignores)"
 DUPLICATE = "duplicate row (same key and value as the kept row)"

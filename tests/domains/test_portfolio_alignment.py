@@ -10,7 +10,7 @@ from domain_inputs import BENCHMARK_ID, read_sample
 
 from domains.portfolio_alignment import scoring
 from domains.portfolio_alignment import transforms as portfolio
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.ingest.cleaning import Cleaned
 
 
 def _score(scores: Cleaned, company_id: str) -> pd.Series:

@@ -12,7 +12,7 @@ import pytest
 from domain_inputs import BENCHMARK_ID
 
 from domains.portfolio_alignment import assets, report
-from mesh_assets.cleaning import Cleaned
+from mesh_assets.ingest.cleaning import Cleaned
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

@@ -1,4 +1,4 @@
-"""mesh_assets.units: parsing the unit strings of the ITR sample and converting to canonical units."""
+"""mesh_assets.ingest.units: parsing the unit strings of the ITR sample and converting to canonical units."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mesh_assets import units
+from mesh_assets.ingest import units
 
 
 @pytest.mark.parametrize(

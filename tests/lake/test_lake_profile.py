@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
-from mesh_assets.instance import prepare_dagster_home
 from mesh_assets.lakehouse.catalog import load_catalog
-from mesh_assets.maintenance import maintenance_job
+from mesh_assets.lakehouse.maintenance import maintenance_job
+from mesh_assets.lakehouse.trino import TrinoResource
+from mesh_assets.orchestration.instance import prepare_dagster_home
+from mesh_assets.orchestration.runner import MeshWorkspace
 from mesh_assets.resources import resources_for
-from mesh_assets.runner import MeshWorkspace
 from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, get_settings
-from mesh_assets.trino import TrinoResource
 
 pytestmark = [pytest.mark.lake, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mesh_assets.lakehouse.io_manager import IcebergIOManager
-from mesh_assets.maintenance import maintenance_job
+from mesh_assets.lakehouse.maintenance import maintenance_job
 from mesh_assets.resources import resources_for
 from mesh_assets.settings import REPO_ROOT, get_settings
 

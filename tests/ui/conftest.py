@@ -102,7 +102,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def dagster_ui(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Code servers and webserver on workspace.yaml and a fresh local-profile instance."""
-    from mesh_assets.services import DagsterServices
+    from mesh_assets.orchestration.services import DagsterServices
 
     mesh_home = tmp_path_factory.mktemp("ui-mesh")
     started = time.monotonic()

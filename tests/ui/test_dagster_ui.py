@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from mesh_assets.dbt.manifest import DBT_PROJECTS_DIR, load_project
-from mesh_assets.graphql_queries import ASSET_NODES
 from mesh_assets.lakehouse.catalog import load_catalog
-from mesh_assets.runner import AssetNode, MeshWorkspace
+from mesh_assets.orchestration.graphql import ASSET_NODES
+from mesh_assets.orchestration.runner import AssetNode, MeshWorkspace
 from mesh_assets.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow

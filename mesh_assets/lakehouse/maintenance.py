@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from mesh_assets.lakehouse.catalog import load_catalog
+from mesh_assets.lakehouse.trino import TrinoResource
 from mesh_assets.settings import Profile, get_settings
-from mesh_assets.trino import TrinoResource
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table

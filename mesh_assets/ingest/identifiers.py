@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from mesh_assets.cleaning import clean_text
+from mesh_assets.ingest.cleaning import clean_text
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -27,7 +27,7 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from mesh_assets.graphql_queries import ASSET_NODES, LAUNCH_RUN, asset_run_params, launch_failure
+from mesh_assets.orchestration.graphql import ASSET_NODES, LAUNCH_RUN, asset_run_params, launch_failure
 
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 

@@ -36,7 +36,7 @@ def main() -> None:
 def demo(profile: str | None, timeout: float) -> None:
     """Materialize every domain in dependency order and print the tables and the portfolio score."""
     _use_profile(profile)
-    from mesh_assets.demo import run_demo
+    from mesh_assets.cli.demo import run_demo
 
     sys.exit(run_demo(WORKSPACE, timeout=timeout))
 
@@ -50,7 +50,7 @@ def ui(profile: str | None, port: int | None) -> None:
     """Open the Dagster UI on the whole mesh (all domains, the persistent instance of the profile)."""
     _use_profile(profile)
     # one code server per domain, the webserver and the daemon (sensors, schedules, SLA freshness)
-    from mesh_assets.services import main_ui
+    from mesh_assets.orchestration.services import main_ui
 
     sys.exit(main_ui(get_settings().profile.value, port))
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 import dagster as dg
 
-from mesh_assets.instance import prepare_dagster_home
-from mesh_assets.runner import MeshRunError, MeshWorkspace
+from mesh_assets.orchestration.instance import prepare_dagster_home
+from mesh_assets.orchestration.runner import MeshRunError, MeshWorkspace
 from mesh_assets.settings import get_settings
 
 SCORE_TABLE = "portfolio_alignment.portfolio_temperature_score"

@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mesh_assets.graphql_queries import LAUNCH_RUN, asset_run_params, launch_failure
-from mesh_assets.instance import dagster_pg_url, instance_config
+from mesh_assets.orchestration.graphql import LAUNCH_RUN, asset_run_params, launch_failure
+from mesh_assets.orchestration.instance import dagster_pg_url, instance_config
 from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile
 
 if TYPE_CHECKING:

@@ -1,0 +1,1 @@
+"""`mesh`: the platform command line."""
