@@ -22,8 +22,13 @@ log() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$SERVICE" "$*" >&2; }
 warn() { log "WARNING: $*"; }
 
 # die MESSAGE [LOGFILE]: print MESSAGE (and the tail of LOGFILE) to stderr, exit 1.
+# When MESH_LAKE_ERROR_FILE is set (stack.sh sets it), the message is also appended there, so that
+# stack.sh can repeat the real cause in its last line instead of "postgres failed".
 die() {
     log "ERROR: $1"
+    if [[ -n "${MESH_LAKE_ERROR_FILE:-}" ]]; then
+        printf '%s: %s\n' "$SERVICE" "$1" >>"$MESH_LAKE_ERROR_FILE" 2>/dev/null || true
+    fi
     if [[ -n "${2:-}" && -f "$2" ]]; then
         printf -- '----- last 30 lines of %s -----\n' "$2" >&2
         tail -n 30 "$2" >&2 || true
@@ -36,7 +41,12 @@ load_env() {
     if [[ -z "${MESH_SERVICES_DIR:-}" ]]; then
         [[ -x "$MESH_PYTHON" ]] || die "no Python at $MESH_PYTHON (set MESH_PYTHON or create the venv)"
         local out
-        out="$(cd "$MESH_LOCAL_REPO" && "$MESH_PYTHON" -m mesh_assets.settings env)" \
+        # settings.py needs only the standard library: run the file itself, which takes 0.1 s,
+        # where `-m mesh_assets.settings` imports the package and with it Dagster (seconds)
+        out="$(cd "$MESH_LOCAL_REPO" && "$MESH_PYTHON" -c 'import runpy, sys
+sys.argv = ["mesh_assets/settings.py", "env"]
+runpy.run_path(sys.argv[0], run_name="__main__")' 2>/dev/null)" \
+            || out="$(cd "$MESH_LOCAL_REPO" && "$MESH_PYTHON" -m mesh_assets.settings env)" \
             || die "python -m mesh_assets.settings env failed"
         eval "$out"
     fi
@@ -51,8 +61,23 @@ load_env() {
         MESH_PG_CATALOG_DB MESH_PG_DAGSTER_DB MESH_TRINO_CATALOG
     # Every S3 client we run talks to RGW, which rejects the streaming checksums of recent AWS SDKs.
     export AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED AWS_RESPONSE_CHECKSUM_VALIDATION=WHEN_REQUIRED
-    CACHE_DIR="$MESH_SERVICES_DIR/cache"
-    mkdir -p "$MESH_SERVICES_DIR"
+    # Downloads and builds (the 820 MB Trino tarball, Maven's repository, the unpacked server) are
+    # shared by every clone of this user on this machine: a fresh clone (CI) must not fetch them again.
+    # They live outside the checkout, in the XDG cache, and never hold state or secrets.
+    CACHE_DIR="${MESH_CACHE_DIR:-${XDG_CACHE_HOME:-$(user_home)/.cache}/mesh}"
+    export MESH_CACHE_DIR="$CACHE_DIR"
+    mkdir -p "$MESH_SERVICES_DIR" "$CACHE_DIR"
+}
+
+# with_cache_lock CMD...: run CMD holding $CACHE_DIR/.lock (clones share the cache; one fills it).
+with_cache_lock() {
+    local fd
+    exec {fd}>"$CACHE_DIR/.lock"
+    flock -w "${MESH_LAKE_LOCK_TIMEOUT:-1800}" "$fd" || die "another clone holds $CACHE_DIR/.lock (still downloading?)"
+    "$@"
+    local rc=$?
+    exec {fd}>&-
+    return "$rc"
 }
 
 ensure_secrets() {
@@ -92,6 +117,90 @@ load_secrets() {
 
 is_root() { [[ "$(id -u)" == 0 ]]; }
 
+user_home() { echo "${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"; }
+
+# first_blocking_dir USER PATH: print the first directory from / down to PATH that USER cannot
+# traverse (search permission), nothing when USER can reach PATH. Root only (runs `test` as USER).
+first_blocking_dir() {
+    local user="$1" path="$2" dir="" part
+    local -a parts
+    IFS=/ read -r -a parts <<<"${path#/}"
+    for part in "${parts[@]}"; do
+        [[ -n "$part" ]] || continue
+        dir="$dir/$part"
+        [[ -e "$dir" ]] || return 0 # does not exist yet: created by us with the right owner
+        if ! setpriv --reuid="$user" --regid="$user" --init-groups -- test -x "$dir" 2>/dev/null; then
+            echo "$dir"
+            return 0
+        fi
+    done
+}
+
+# The newest trino-server that the Maven repository serves (477 and later are not published there).
+TRINO_VERSION="${MESH_TRINO_VERSION:-476}"
+# The Java feature release that TRINO_VERSION needs (476: 24; 479 and later: 25).
+trino_java_min() { if ((TRINO_VERSION >= 479)); then echo 25; else echo 24; fi; }
+
+# ---- Java -----------------------------------------------------------------------------------
+
+# java_major JAVA_HOME: the feature version (17, 21, 25, ...) of the JDK there, or nothing. Reads the
+# JDK's `release` file (instant); starts the JVM only when there is none.
+java_major() {
+    [[ -x "$1/bin/java" ]] || return 1
+    local v=""
+    [[ -f "$1/release" ]] && v="$(sed -n 's/^JAVA_VERSION="\([0-9.]*\).*/\1/p' "$1/release" | head -n1)"
+    [[ -n "$v" ]] || v="$("$1/bin/java" -XshowSettings:properties -version 2>&1 \
+        | sed -n 's/^ *java.specification.version = \([0-9.]*\).*/\1/p' | head -n1)"
+    v="${v#1.}" # 1.8 -> 8
+    [[ -n "$v" ]] && echo "${v%%.*}"
+}
+
+# find_java MIN: print the JAVA_HOME of a JDK >= MIN. Order: MESH_TRINO_JAVA_HOME (must fit, else an
+# error), JAVA_HOME (skipped with a note when older), then the usual install locations, newest first.
+# Otherwise dies with one sentence saying what is missing and how to provide it. Use it as
+# `home="$(find_java 24)" || exit 1` (die in the command substitution has already said why).
+find_java() {
+    local min="$1" major cand best="" best_major=0
+    if [[ -n "${MESH_TRINO_JAVA_HOME:-}" ]]; then
+        major="$(java_major "$MESH_TRINO_JAVA_HOME" 2>/dev/null || true)"
+        if [[ -n "$major" ]] && ((major >= min)); then
+            echo "$MESH_TRINO_JAVA_HOME"
+            return 0
+        fi
+        die "MESH_TRINO_JAVA_HOME=$MESH_TRINO_JAVA_HOME is ${major:+Java $major, }not a Java $min+ JDK: point it at one (a directory with bin/java), or unset it to search the usual locations"
+    fi
+    if [[ -n "${JAVA_HOME:-}" ]]; then
+        major="$(java_major "$JAVA_HOME" 2>/dev/null || true)"
+        if [[ -n "$major" ]] && ((major >= min)); then
+            echo "$JAVA_HOME"
+            return 0
+        fi
+        log "JAVA_HOME=$JAVA_HOME is ${major:+Java $major, }not Java $min+: looking elsewhere"
+    fi
+    local home
+    home="$(user_home)"
+    local -a candidates=(/usr/lib/jvm/* /usr/java/* /opt/java/* /opt/*jdk* /opt/jdk/* /usr/local/*jdk*
+        /usr/local/lib/jvm/* /usr/local/java/* "$home"/.sdkman/candidates/java/* "$home"/.jdks/*)
+    # a java on PATH (e.g. /usr/bin/java -> /etc/alternatives -> a JDK) counts too
+    if command -v java >/dev/null; then
+        candidates+=("$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")")
+    fi
+    for cand in "${candidates[@]}"; do
+        [[ -x "$cand/bin/java" ]] || continue
+        major="$(java_major "$cand" 2>/dev/null || true)"
+        [[ -n "$major" ]] || continue
+        if ((major >= min && major > best_major)); then
+            best="$cand"
+            best_major="$major"
+        fi
+    done
+    if [[ -n "$best" ]]; then
+        echo "$best"
+        return 0
+    fi
+    die "Trino needs a Java $min+ JDK and none was found (MESH_TRINO_JAVA_HOME, JAVA_HOME, /usr/lib/jvm, /opt, /usr/local, ~/.sdkman, ~/.jdks; Debian 12 ships only Java 17): install one, e.g. Eclipse Temurin 25 from https://adoptium.net, and set MESH_TRINO_JAVA_HOME to its directory"
+}
+
 # apt_install PKG...: install Debian packages that are missing (root only).
 apt_install() {
     local missing=() p
@@ -101,25 +210,33 @@ apt_install() {
     ((${#missing[@]})) || return 0
     is_root || die "missing Debian packages (${missing[*]}): run as root or install them first"
     log "apt-get install ${missing[*]}"
-    local aptlog="$CACHE_DIR/apt.log"
-    mkdir -p "$CACHE_DIR"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1; then
+    local aptlog="$MESH_SERVICES_DIR/apt.log"
+    # the services install side by side (stack.sh): wait for dpkg's lock instead of failing on it
+    local apt=(apt-get -o DPkg::Lock::Timeout=900 -y --no-install-recommends)
+    if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" install "${missing[@]}" >>"$aptlog" 2>&1; then
         log "apt-get install failed, running apt-get update and retrying"
-        DEBIAN_FRONTEND=noninteractive apt-get update >>"$aptlog" 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >>"$aptlog" 2>&1 \
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >>"$aptlog" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" install "${missing[@]}" >>"$aptlog" 2>&1 \
             || die "apt-get install ${missing[*]} failed" "$aptlog"
     fi
 }
 
 # ---- processes ------------------------------------------------------------------------------
 
-# pid_alive PID: true if PID runs and is not a zombie.
+# pid_alive PID: true if PID runs and is not a zombie. A multi-threaded daemon whose main thread has
+# exited shows as a zombie while its other threads still shut down (and hold its ports): alive.
 pid_alive() {
-    local pid="$1" state
+    local pid="$1" state threads
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [[ -r "/proc/$pid/stat" ]] || return 1
     state="$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
-    [[ -n "$state" && "$state" != Z && "$state" != X ]]
+    [[ -n "$state" ]] || return 1
+    if [[ "$state" == Z || "$state" == X ]]; then
+        threads="$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)"
+        [[ "${threads:-1}" -gt 1 ]]
+        return
+    fi
+    return 0
 }
 
 # pidfile_alive FILE PATTERN: true if FILE holds the pid of a live process whose command line
@@ -198,7 +315,7 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 # port_free_or_die HOST PORT WHAT: fail with a clear message if someone else listens there.
 port_free_or_die() {
     if port_open "$1" "$2"; then
-        die "$3: $1:$2 is already in use by another process (set MESH_PORT_* to move it)"
+        die "$1:$2, the $3 port, is already in use by another process (set MESH_PORT_* to move it)"
     fi
 }
 

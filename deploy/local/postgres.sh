@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PostgreSQL (Debian's server packages) as a private cluster on $MESH_HOST:$MESH_PORT_POSTGRES.
 # Usage: postgres.sh install|up|down [--purge]|status
-# Data: $MESH_SERVICES_DIR/postgres/data, owned by the `postgres` OS user when run as root.
+# Data and socket: $PG_ROOT/{data,run} (see "Where the cluster lives" below); logs and our pid file:
+# $MESH_SERVICES_DIR/postgres/{log,run}.
 # Provides role $MESH_PG_USER (scram password from the secrets) and the databases
 # $MESH_PG_CATALOG_DB (Iceberg JDBC catalog, shared by pyiceberg and Trino) and $MESH_PG_DAGSTER_DB.
 # shellcheck source-path=SCRIPTDIR disable=SC2034
@@ -10,11 +11,41 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 load_env
 
 D="$MESH_SERVICES_DIR/postgres"
-PGDATA="$D/data"
-SOCKDIR="$D/run"
 LOGFILE="$D/log/postgres.log"
 PIDFILE="$D/run/mesh-postgres.pid" # our record; postmaster.pid stays authoritative
+LOCATION="$D/location"             # the recorded $PG_ROOT of this checkout
 TIMEOUT="${MESH_PG_TIMEOUT:-60}"
+
+# Where the cluster lives.
+# As root, the server runs as the `postgres` OS user (PostgreSQL refuses to run as root), and that
+# user must traverse every directory from / to its data and socket directories. A checkout may sit
+# under a 0700 directory (/root, `mktemp -d`): opening those (chmod o+x on somebody's home) would
+# change permissions outside our tree, so instead, as root, the two directories the server itself
+# opens live in a per-checkout folder under a root-owned, world-traversable root:
+# $MESH_PG_STATE_ROOT (default /var/lib/mesh/postgres)/<hash of $MESH_SERVICES_DIR>, owned by
+# postgres, mode 0700, with a `checkout` file naming the services dir it belongs to. /var/lib, not
+# /tmp: the catalog must survive a reboot. Everything the server does not open itself (logs, our pid
+# file) stays in the checkout: root writes it. The folder is recorded in $D/location on the first
+# `up`, so `down`, `status` and `reset` find it even if the rule changes; a cluster made before this
+# rule (in $D/data) keeps being used where it is. Not root: everything stays in $D (we own the path).
+pg_root_default() {
+    if [[ -f "$D/data/PG_VERSION" ]]; then
+        echo "$D" # made by an older version of this script: keep it
+    elif is_root; then
+        local hash
+        hash="$(printf '%s' "$MESH_SERVICES_DIR" | sha256sum | cut -c1-12)"
+        echo "${MESH_PG_STATE_ROOT:-/var/lib/mesh/postgres}/$hash"
+    else
+        echo "$D"
+    fi
+}
+if [[ -s "$LOCATION" ]]; then
+    PG_ROOT="$(head -n1 "$LOCATION")"
+else
+    PG_ROOT="$(pg_root_default)"
+fi
+PGDATA="$PG_ROOT/data"
+SOCKDIR="$PG_ROOT/run"
 
 pg_bindir() {
     if [[ -n "${MESH_PG_BINDIR:-}" ]]; then
@@ -49,20 +80,26 @@ cmd_install() {
     pg_bindir >/dev/null || die "no PostgreSQL server under /usr/lib/postgresql/*/bin after install"
 }
 
-# The owner must be able to walk from / to the data dir.
-check_traversable() {
-    is_root || return 0
-    local dir="$D"
-    while [[ "$dir" != "/" ]]; do
-        if ! as_owner test -x "$dir"; then
-            if [[ "$dir" == "$MESH_HOME"* ]]; then
-                chmod o+x "$dir"
-            else
-                die "the postgres user cannot traverse $dir (needed to reach $PGDATA): chmod o+x it or set MESH_HOME elsewhere"
-            fi
-        fi
-        dir="$(dirname "$dir")"
-    done
+# Create $PG_ROOT (owned by the server's user) and check that user can reach it: the message names
+# the directory that actually blocks, not the one we wanted to reach.
+prepare_root() {
+    if [[ "$PG_ROOT" != "$D" ]]; then
+        local parent
+        parent="$(dirname "$PG_ROOT")"
+        # world-traversable whatever the caller's umask (the server's user must pass through it)
+        [[ -d "$parent" ]] || (umask 022 && mkdir -p "$parent")
+    fi
+    mkdir -p "$PG_ROOT" "$SOCKDIR"
+    if is_root; then
+        local blocked
+        blocked="$(first_blocking_dir "$PG_OWNER" "$PG_ROOT")"
+        [[ -z "$blocked" ]] \
+            || die "the $PG_OWNER user cannot enter $blocked (mode $(stat -c %a "$blocked")), so it cannot reach $PGDATA: chmod o+x $blocked, or set MESH_PG_STATE_ROOT to a directory it can reach"
+        [[ "$PG_ROOT" == "$D" ]] || printf '%s\n' "$MESH_SERVICES_DIR" >"$PG_ROOT/checkout"
+        chown "$PG_OWNER" "$PG_ROOT" "$SOCKDIR"
+    fi
+    chmod 700 "$PG_ROOT" "$SOCKDIR"
+    [[ -s "$LOCATION" ]] || printf '%s\n' "$PG_ROOT" >"$LOCATION"
 }
 
 postmaster_pid() {
@@ -202,10 +239,8 @@ cmd_up() {
             stop_server
         fi
     fi
-    check_traversable
-    mkdir -p "$SOCKDIR"
-    chown "$PG_OWNER" "$D" "$SOCKDIR" "$D/log"
-    chmod 700 "$SOCKDIR"
+    mkdir -p "$D/run"
+    prepare_root
     [[ -f "$PGDATA/PG_VERSION" ]] || initdb_cluster
     chown -R "$PG_OWNER" "$PGDATA"
     write_hba
@@ -243,6 +278,10 @@ stop_server() {
 cmd_down() {
     stop_server
     if [[ "${1:-}" == "--purge" ]]; then
+        if [[ "$PG_ROOT" != "$D" && -d "$PG_ROOT" ]]; then
+            log "deleting $PG_ROOT"
+            rm -rf "$PG_ROOT"
+        fi
         log "deleting $D"
         rm -rf "$D"
     fi

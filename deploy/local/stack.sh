@@ -3,17 +3,22 @@
 # Usage: stack.sh install|up|down|status|reset [--all]
 #   install  install what is missing (Debian packages, the Trino tarball); starts nothing
 #   up       install if needed, start (or restart dead daemons), wait until every service is ready;
-#            a quick no-op when all are healthy. Exit 1 names the failing service and shows its log.
+#            a quick no-op when all are healthy. When a service fails to start, every service of
+#            the stack is stopped again and exit 1's last line names the cause (with its log above).
 #   down     stop all (Trino, then Ceph and PostgreSQL) by PID; data stays
 #   status   one line per service; exit 0 only when all are healthy
 #   reset    down, then delete the service data (PostgreSQL, Ceph, Trino state); `--all` also
-#            deletes $MESH_SERVICES_DIR/cache (the Trino download)
+#            deletes $MESH_SERVICES_DIR. Downloads stay in the per-user cache $MESH_CACHE_DIR
+#            (default ${XDG_CACHE_HOME:-~/.cache}/mesh, shared by every clone): delete it by hand.
 # shellcheck source-path=SCRIPTDIR disable=SC2034
 SERVICE=stack
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 load_env
 
 HERE="$MESH_LOCAL_DIR"
+# Each service script appends the message it dies with here (lib.sh die), so that the last line of
+# a failed `up` names the real cause, not just the service.
+export MESH_LAKE_ERROR_FILE="$MESH_SERVICES_DIR/last-error"
 
 run_service() { # SERVICE ACTION [ARG]: run it, report a failure
     local svc="$1" action="$2" rc=0
@@ -25,43 +30,125 @@ run_service() { # SERVICE ACTION [ARG]: run it, report a failure
     return "$rc"
 }
 
+# first_error: the first message a service died with during this command (or nothing).
+first_error() { head -n1 "$MESH_LAKE_ERROR_FILE" 2>/dev/null || true; }
+
+# cause SERVICE RC: why SERVICE's up failed: the first recorded error, else its exit code.
+cause() {
+    local e
+    e="$(first_error)"
+    echo "${e:-$1 up exited $2}"
+}
+
+# preflight: what no install step can provide, checked in seconds before the long steps start.
+preflight() {
+    find_java "$(trino_java_min)" >/dev/null || exit 1
+    local need=2 avail
+    [[ -f "$CACHE_DIR/trino-server-$TRINO_VERSION-iceberg/.mesh-installed" ]] || need=$((need + 2))
+    avail="$(df -P -BG "$MESH_SERVICES_DIR" | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
+    if [[ -n "$avail" ]] && ((avail < need)); then
+        die "only ${avail} GB free on the disk of $MESH_SERVICES_DIR; the lake stack needs about $need GB (Ceph data, PostgreSQL, and the Trino download when not cached yet)"
+    fi
+}
+
 cmd_install() {
-    # the Trino download runs beside the Debian installs (which must run one after the other)
+    : >"$MESH_LAKE_ERROR_FILE"
+    preflight
+    # the Trino download runs beside the Debian installs (apt_install waits for dpkg's lock)
     local trino_pid rc=0
-    run_service trino install &
+    "$HERE/trino.sh" install &
     trino_pid=$!
-    run_service postgres install || die "postgres install failed"
-    run_service ceph install || die "ceph install failed"
+    if ! run_service postgres install || ! run_service ceph install; then
+        kill -TERM "$trino_pid" 2>/dev/null || true
+        wait "$trino_pid" 2>/dev/null || true
+        die "install failed: $(first_error)"
+    fi
     wait "$trino_pid" || rc=$?
-    ((rc == 0)) || die "trino install failed"
+    ((rc == 0)) || die "install failed: $(first_error || echo "trino install exited $rc")"
+}
+
+# Service scripts running in the background during `up` (pid -> name), to stop them on a failure.
+declare -A STARTING=()
+
+# abort_up CAUSE: a start failed (or we were interrupted). Stop the service scripts still starting,
+# then every daemon of the stack, so nothing half-started keeps ports, memory or locks; exit 1
+# with CAUSE in the last line.
+abort_up() {
+    trap - INT TERM
+    local cause="$1" pid
+    for pid in "${!STARTING[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            log "stopping ${STARTING[$pid]} up (pid $pid): the stack is not starting"
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${!STARTING[@]}"; do wait "$pid" 2>/dev/null || true; done
+    STARTING=()
+    log "stopping every service of the stack that had started"
+    stop_all >&2 || true
+    die "lake stack did not start: $cause; every service of this stack was stopped again (logs: $MESH_SERVICES_DIR/*/log/)"
 }
 
 cmd_up() {
     local start=$SECONDS
     cmd_install
-    # PostgreSQL and Ceph do not depend on each other: start them side by side
-    local pg_pid ceph_pid rc_pg=0 rc_ceph=0
-    run_service postgres up &
-    pg_pid=$!
-    run_service ceph up &
-    ceph_pid=$!
-    wait "$pg_pid" || rc_pg=$?
-    wait "$ceph_pid" || rc_ceph=$?
-    local failed=()
-    ((rc_pg == 0)) || failed+=(postgres)
-    ((rc_ceph == 0)) || failed+=(ceph)
-    ((${#failed[@]} == 0)) || die "lake stack did not start: ${failed[*]} failed (trino not started)"
-    run_service trino up || die "lake stack did not start: trino failed"
+    : >"$MESH_LAKE_ERROR_FILE"
+    trap 'abort_up "interrupted"' INT TERM
+    # PostgreSQL and Ceph do not depend on each other: start them side by side; the first failure
+    # stops the other one at once (no need to wait minutes for a Ceph bootstrap that is useless now)
+    local pid rc svc
+    "$HERE/postgres.sh" up &
+    STARTING[$!]=postgres
+    "$HERE/ceph.sh" up &
+    STARTING[$!]=ceph
+    while ((${#STARTING[@]})); do
+        rc=0
+        unset pid
+        wait -n -p pid "${!STARTING[@]}" || rc=$?
+        [[ -n "${pid:-}" ]] || continue # a trapped signal interrupted the wait
+        svc="${STARTING[$pid]}"
+        unset 'STARTING[$pid]'
+        ((rc == 0)) || abort_up "$(cause "$svc" "$rc")"
+    done
+    rc=0
+    "$HERE/trino.sh" up || rc=$?
+    ((rc == 0)) || abort_up "$(cause trino "$rc")"
+    trap - INT TERM
     log "lake stack ready in $((SECONDS - start))s: PostgreSQL $MESH_HOST:$MESH_PORT_POSTGRES, S3 http://$MESH_HOST:$MESH_PORT_S3, Trino http://$MESH_HOST:$MESH_PORT_TRINO"
 }
 
-cmd_down() {
-    local rc=0
+# Processes of this stack that no pid file knows (a script killed between starting a daemon and
+# recording its pid): every daemon names a path of this stack on its command line.
+stray_pids() {
+    local p cmd pg_root=""
+    [[ -s "$MESH_SERVICES_DIR/postgres/location" ]] && pg_root="$(head -n1 "$MESH_SERVICES_DIR/postgres/location")"
+    for p in /proc/[0-9]*; do
+        [[ "${p#/proc/}" != "$$" ]] || continue
+        cmd="$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" || continue
+        case "$cmd" in
+            *ceph-mon\ *"$MESH_SERVICES_DIR/"* | *ceph-mgr\ *"$MESH_SERVICES_DIR/"* | *ceph-osd\ *"$MESH_SERVICES_DIR/"* \
+                | *radosgw\ *"$MESH_SERVICES_DIR/"* | *TrinoServer* | *postgres\ -D\ *)
+                if [[ "$cmd" == *"$MESH_SERVICES_DIR/"* || (-n "$pg_root" && "$cmd" == *"$pg_root/data"*) ]]; then
+                    pid_alive "${p#/proc/}" && echo "${p#/proc/}"
+                fi
+                ;;
+        esac
+    done
+    return 0
+}
+
+stop_all() {
+    local rc=0 pid
     run_service trino down "$@" || rc=1
     run_service ceph down "$@" || rc=1
     run_service postgres down "$@" || rc=1
+    for pid in $(stray_pids); do
+        stop_pid "$pid" "a stray process of this stack ($( (tr '\0' ' ' <"/proc/$pid/cmdline") 2>/dev/null | cut -c1-80))" 30 TERM || rc=1
+    done
     return "$rc"
 }
+
+cmd_down() { stop_all "$@"; }
 
 cmd_status() {
     local rc=0 svc
@@ -74,7 +161,7 @@ cmd_status() {
 cmd_reset() {
     cmd_down --purge
     if [[ "${1:-}" == "--all" ]]; then
-        log "deleting $MESH_SERVICES_DIR"
+        log "deleting $MESH_SERVICES_DIR (the download cache $CACHE_DIR is shared by all clones: kept)"
         rm -rf "$MESH_SERVICES_DIR"
     fi
 }

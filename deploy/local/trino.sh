@@ -2,18 +2,18 @@
 # Trino (single node: coordinator + worker) on $MESH_HOST:$MESH_PORT_TRINO with one Iceberg catalog
 # ($MESH_TRINO_CATALOG) on the PostgreSQL JDBC catalog and the Ceph S3 warehouse.
 # Usage: trino.sh install|up|down [--purge]|status
-# Server: io.trino:trino-server (tar.gz) fetched with Maven into $MESH_SERVICES_DIR/cache (kept by
-# `stack.sh reset`), unpacked there with only the plugins we use. State: $MESH_SERVICES_DIR/trino.
+# Server: io.trino:trino-server (tar.gz) fetched once with Maven into the per-user cache $MESH_CACHE_DIR
+# (default ${XDG_CACHE_HOME:-~/.cache}/mesh, shared by every clone), unpacked there with only the
+# plugins we use. State: $MESH_SERVICES_DIR/trino. Java: a 24+ JDK found by find_java (lib.sh).
 # shellcheck source-path=SCRIPTDIR disable=SC2034
 SERVICE=trino
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 load_env
 
-# The newest trino-server that the Maven repository serves (477 and later are not published there).
-TRINO_VERSION="${MESH_TRINO_VERSION:-476}"
 # Plugins kept from the tarball (each plugin loaded costs startup time and memory).
 TRINO_PLUGINS="${MESH_TRINO_PLUGINS:-iceberg}"
-JAVA_HOME="${MESH_TRINO_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+JAVA_MIN="$(trino_java_min)"
+TRINO_JAVA_HOME="" # set by resolve_java
 HEAP="${MESH_TRINO_HEAP:-2G}"
 TIMEOUT="${MESH_TRINO_TIMEOUT:-300}"
 # iceberg.jdbc-catalog.catalog-name: must equal MeshSettings.catalog_name (pyiceberg SqlCatalog name)
@@ -21,7 +21,8 @@ CATALOG_NAME="${MESH_CATALOG_NAME:-mesh}"
 MIN_RETENTION="${MESH_TRINO_MIN_RETENTION:-0s}"
 
 D="$MESH_SERVICES_DIR/trino"
-SERVER_HOME="$CACHE_DIR/trino-server-$TRINO_VERSION"
+# one unpacked server per version and plugin set (clones with other plugins share the tarball only)
+SERVER_HOME="$CACHE_DIR/trino-server-$TRINO_VERSION-${TRINO_PLUGINS// /+}"
 M2="$CACHE_DIR/m2"
 TARBALL="$M2/io/trino/trino-server/$TRINO_VERSION/trino-server-$TRINO_VERSION.tar.gz"
 ETC="$D/etc"
@@ -30,15 +31,25 @@ LOGFILE="$D/log/server.log"
 PIDFILE="$D/run/trino.pid"
 PATTERN="io.trino.server.TrinoServer"
 
-java_major() { "$JAVA_HOME/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
+resolve_java() {
+    [[ -n "$TRINO_JAVA_HOME" ]] && return 0
+    TRINO_JAVA_HOME="$(find_java "$JAVA_MIN")" || exit 1
+}
 
 cmd_install() {
-    [[ -x "$JAVA_HOME/bin/java" ]] || die "no Java at $JAVA_HOME (Trino $TRINO_VERSION needs Java 24+; set MESH_TRINO_JAVA_HOME)"
-    local major
-    major="$(java_major)"
-    ((major >= 24)) || die "Java at $JAVA_HOME is $major; Trino $TRINO_VERSION needs 24+ (set MESH_TRINO_JAVA_HOME)"
+    resolve_java
     [[ -f "$SERVER_HOME/.mesh-installed" ]] && return 0
-    mkdir -p "$CACHE_DIR"
+    with_cache_lock install_server
+}
+
+install_server() {
+    [[ -f "$SERVER_HOME/.mesh-installed" ]] && return 0 # another clone filled the cache meanwhile
+    local old="$MESH_SERVICES_DIR/cache/m2/io/trino/trino-server/$TRINO_VERSION/trino-server-$TRINO_VERSION.tar.gz"
+    if [[ ! -s "$TARBALL" && -s "$old" ]]; then
+        log "moving the tarball from the checkout's old cache ($old) to $M2"
+        mkdir -p "$(dirname "$TARBALL")"
+        mv "$old" "$TARBALL"
+    fi
     if [[ ! -s "$TARBALL" ]]; then
         command -v mvn >/dev/null || apt_install maven
         log "downloading io.trino:trino-server:$TRINO_VERSION:tar.gz with Maven (about 820 MB)"
@@ -145,7 +156,7 @@ EOF
 
 # the java command line (what bin/launcher would run), one word a line
 java_command() {
-    printf '%s\n' "$JAVA_HOME/bin/java"
+    printf '%s\n' "$TRINO_JAVA_HOME/bin/java"
     grep -v '^\s*\(#\|$\)' "$ETC/jvm.config"
     # like bin/launcher: node.properties become system properties
     grep -v '^\s*\(#\|$\)' "$ETC/node.properties" | sed 's/^/-D/'
@@ -176,12 +187,12 @@ cmd_up() {
     fi
     if ! pid="$(pidfile_alive "$PIDFILE" "$PATTERN")"; then
         port_free_or_die "$MESH_HOST" "$MESH_PORT_TRINO" "trino"
-        log "starting Trino $TRINO_VERSION on http://$MESH_HOST:$MESH_PORT_TRINO (heap $HEAP)"
+        log "starting Trino $TRINO_VERSION on http://$MESH_HOST:$MESH_PORT_TRINO (heap $HEAP, Java $(java_major "$TRINO_JAVA_HOME") at $TRINO_JAVA_HOME)"
         local cmd
         mapfile -t cmd < <(java_command)
         # only the variables Trino needs: the catalog reads the secrets with ${ENV:...}
         cd "$DATA" || die "cannot cd to $DATA"
-        start_daemon "$PIDFILE" "$LOGFILE" env -i PATH="$SAFE_PATH" HOME="$D" LANG=C.UTF-8 JAVA_HOME="$JAVA_HOME" \
+        start_daemon "$PIDFILE" "$LOGFILE" env -i PATH="$SAFE_PATH" HOME="$D" LANG=C.UTF-8 JAVA_HOME="$TRINO_JAVA_HOME" \
             MESH_PG_PASSWORD="$MESH_PG_PASSWORD" MESH_S3_ACCESS_KEY="$MESH_S3_ACCESS_KEY" \
             MESH_S3_SECRET_KEY="$MESH_S3_SECRET_KEY" AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED \
             AWS_RESPONSE_CHECKSUM_VALIDATION=WHEN_REQUIRED "${cmd[@]}"
