@@ -12,6 +12,7 @@ required. Every request is recorded (method, path, body) for the golden log.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import uuid
@@ -31,6 +32,7 @@ class Refused(Exception):
         self.message = message
 
 
+@functools.cache
 def _models() -> dict[str, tuple[type, type, str]]:
     """collection -> (create request model, entity model, entity type name). Imports the SDK."""
     from metadata.generated.schema.api.data.createDatabase import CreateDatabaseRequest
@@ -151,7 +153,7 @@ class Store:
 
     # ---- create or update ----------------------------------------------------------------------
     def put_entity(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
-        create_model, entity_model, kind = _models()[collection]
+        create_model, entity_model, _kind = _models()[collection]
         validate_strict(create_model, body)
         name = body["name"]
         entity: dict[str, Any] = {}

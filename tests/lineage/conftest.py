@@ -1,0 +1,98 @@
+"""Session fixtures for the catalog export: one settings object, one load of the sample mesh, one SDK import.
+
+The SDK costs 15-20 s to import; everything here is session-scoped so a test process pays it once.
+The sample mesh's tables come from the contracts (the definitions' column schemas): nothing runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # om_server, a helper module of these tests
+
+from om_server import LoopbackOpenMetadata  # noqa: E402
+
+
+def _jwt(subject: str) -> str:
+    """An unsigned JWT-shaped token (the SDK decodes the subject for its log line)."""
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': subject})}.c2lnbmF0dXJl"
+
+
+TOKEN = _jwt("mesh-export-bot")
+# the opt-in real server, captured before the session replaces the token with the loopback one
+_REAL = (os.environ.get("MESH_OPENMETADATA_URL"), os.environ.get("MESH_OPENMETADATA_TOKEN"))
+
+
+@pytest.fixture(scope="session")
+def lineage_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private MESH_HOME (local profile) for the session, and the test token as the settings secret."""
+    home = tmp_path_factory.mktemp("lineage") / "mesh"
+    env = {"MESH_HOME": str(home), "MESH_PROFILE": "local", "MESH_OPENMETADATA_TOKEN": TOKEN}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.delenv("DAGSTER_HOME", raising=False)
+        mp.delenv("MESH_OPENMETADATA_URL", raising=False)
+        yield env
+
+
+@pytest.fixture(scope="session")
+def settings(lineage_env: dict[str, str]):
+    from mesh_assets.settings import MeshSettings
+
+    return MeshSettings.from_env("local")
+
+
+@pytest.fixture(scope="session")
+def location_definitions(settings):
+    """Every code location of workspace.yaml, loaded in-process once."""
+    from mesh_assets.lineage.model import load_location_definitions, workspace_locations
+    from mesh_assets.settings import REPO_ROOT
+
+    return {
+        name: load_location_definitions(module)
+        for name, module in workspace_locations(REPO_ROOT / "workspace.yaml")
+    }
+
+
+@pytest.fixture(scope="session")
+def sample_model(settings, location_definitions):
+    """The sample mesh without instance state (deterministic: no runs, no check results)."""
+    from mesh_assets.lineage.model import build_model
+
+    return build_model(settings, definitions=location_definitions, with_instance=False)
+
+
+@pytest.fixture(scope="session")
+def sdk() -> None:
+    """Import the SDK once for the session (and warm its models)."""
+    import metadata.ingestion.ometa.ometa_api  # noqa: F401
+
+
+@pytest.fixture
+def server(sdk) -> Iterator[LoopbackOpenMetadata]:
+    with LoopbackOpenMetadata(token=TOKEN) as srv:
+        yield srv
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "openmetadata-state.json"
+
+
+def real_server() -> tuple[str, str] | None:
+    """``(url, token)`` of an OpenMetadata server started elsewhere, when the opt-in test is asked for."""
+    url, token = _REAL
+    return (url, token) if url and token else None
