@@ -1,0 +1,166 @@
+"""A domain's legacy Airflow DAGs as a Dagster code location, built with dagster-airlift.
+
+``domains/<domain>/airflow.yaml`` names the DAGs and the mesh asset keys each task publishes
+(:mod:`mesh_assets.airflow.config`). :func:`airflow_definitions` turns that into:
+
+* one asset per mapped key (``assets_with_task_mappings``): a plain spec, or, for a task the domain
+  has rewritten as a Dagster asset (an asset with that key in the modules passed in), that
+  executable asset, which Airflow runs through airlift's proxy operator once the task is marked
+  ``proxied: true`` in the DAG's ``proxied_state`` yaml;
+* one asset per DAG (``<instance>/dag/<dag_id>``), downstream of its tasks' assets, with its source;
+* airlift's polling sensor (``<instance>__airflow_dag_status_sensor``, every
+  ``MESH_TRIGGER_INTERVAL`` s): each successful DAG run becomes materializations of the mapped keys
+  in the event log. They are runless, so the cross-domain triggers
+  (:mod:`mesh_assets.orchestration.automation`) count them as published, like any product;
+* a job per DAG, ``<dag_id>__run_in_airflow``, that triggers it and waits (:mod:`.trigger`).
+
+The location is separate from the domain's own, so its products reach the domain's other products
+through the same cross-location path (an external key, the generated sensor) as another domain's.
+Loading it asks Airflow for its DAGs once (airlift keeps that state for run workers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import dagster as dg
+
+from mesh_assets.airflow.config import CONFIG_FILE, AirflowConfigError, DomainAirflow, load_domain_airflow
+from mesh_assets.airflow.connection import AirflowBridgeError, AirflowConnection
+from mesh_assets.airflow.trigger import dag_trigger_job
+from mesh_assets.settings import MeshSettings, get_settings
+
+
+def connection_for(config: DomainAirflow, settings: MeshSettings) -> AirflowConnection:
+    """The connection the domain's airflow.yaml describes, the password from the settings' secrets."""
+    return AirflowConnection.from_settings(
+        settings,
+        url=config.url,
+        username=config.username,
+        password_secret=config.password_secret,
+        version=config.version,
+    )
+
+
+def _domain_of(module: ModuleType) -> str:
+    parts = module.__name__.split(".")
+    if len(parts) < 2:
+        raise AirflowConfigError(
+            f"module {module.__name__!r} is not inside a domain package (domains/<name>/)"
+        )
+    return parts[-2]
+
+
+def _mapped_assets(
+    config: DomainAirflow, executable: dict[dg.AssetKey, dg.AssetsDefinition]
+) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    from dagster_airlift.core import assets_with_task_mappings
+
+    out: list[dg.AssetsDefinition | dg.AssetSpec] = []
+    for dag in config.dags:
+        mapping: dict[str, list[dg.AssetsDefinition | dg.AssetSpec]] = {}
+        for task_id, keys in dag.tasks.items():
+            items: list[dg.AssetsDefinition | dg.AssetSpec] = []
+            for key in keys:
+                if key in executable:
+                    if executable[key] not in items:
+                        items.append(executable[key])
+                else:
+                    items.append(dg.AssetSpec(key))
+            mapping[task_id] = items
+        out.extend(assets_with_task_mappings(dag_id=dag.dag_id, task_mappings=mapping))
+    unmapped = sorted(k.to_user_string() for k in executable if k not in config.keys)
+    if unmapped:
+        raise AirflowConfigError(
+            f"{config.path}: the Dagster assets {unmapped} map to no Airflow task; list each under "
+            "dags.<dag_id>.tasks.<task_id>"
+        )
+    return out
+
+
+def _governed(spec: dg.AssetSpec, config: DomainAirflow) -> dg.AssetSpec:
+    dag_ids = sorted({d.dag_id for d in config.dags for keys in d.tasks.values() if spec.key in keys})
+    tags = {"mesh/domain": config.domain}
+    if dag_ids:
+        tags["mesh/airflow_dag"] = dag_ids[0]
+    return spec.merge_attributes(kinds={"airflow"}, tags=tags)
+
+
+def airflow_definitions(*modules: ModuleType, settings: MeshSettings | None = None) -> dg.Definitions:
+    """:func:`build_airflow_definitions` for the domain the modules' package is named after."""
+    if not modules:
+        raise AirflowConfigError("airflow_definitions needs the domain's module(s) (for its airflow.yaml)")
+    return build_airflow_definitions(_domain_of(modules[0]), *modules, settings=settings)
+
+
+def build_airflow_definitions(
+    domain: str,
+    *modules: ModuleType,
+    settings: MeshSettings | None = None,
+    config_path: Path | None = None,
+) -> dg.Definitions:
+    """The code location of ``domain``'s legacy DAGs (see the module docstring)."""
+    from dagster_airlift.core import build_defs_from_airflow_instance
+    from dagster_airlift.core.filter import AirflowFilter
+
+    from mesh_assets.resources import resources_for
+
+    settings = settings or get_settings()
+    if config_path is None:
+        if not modules or not getattr(modules[0], "__file__", None):
+            raise AirflowConfigError(
+                f"pass config_path or a module of domains/{domain}/ to find {CONFIG_FILE}"
+            )
+        config_path = Path(modules[0].__file__).parent / CONFIG_FILE
+    config = load_domain_airflow(domain, config_path)
+    connection = connection_for(config, settings)
+    executable = {
+        key: a
+        for a in dg.load_assets_from_modules(modules, group_name=f"{domain}_airflow")
+        if isinstance(a, dg.AssetsDefinition)
+        for key in a.keys
+    }
+    mapped = list(dg.map_asset_specs(lambda s: _governed(s, config), _mapped_assets(config, executable)))
+    dag_ids = {d.dag_id for d in config.dags}
+    jobs: Sequence[dg.JobDefinition] = [
+        dag_trigger_job(d, lambda: connection_for(config, settings), domain=domain) for d in sorted(dag_ids)
+    ]
+    try:
+        instance = connection.instance(config.instance_name)
+        defs = build_defs_from_airflow_instance(
+            airflow_instance=instance,
+            defs=dg.Definitions(assets=mapped, jobs=jobs, resources=resources_for(settings)),
+            sensor_minimum_interval_seconds=settings.trigger_interval,
+            dag_selector_fn=lambda dag: dag.dag_id in dag_ids,
+            # the mapping is the domain's yaml; airlift would key datasets by their file name only
+            retrieval_filter=AirflowFilter(retrieve_datasets=False),
+            source_code_retrieval_enabled=True,
+        )
+    except AirflowBridgeError:
+        raise
+    except Exception as exc:
+        # name the real cause (down, credentials) in one sentence, else keep airlift's error
+        connection.check(config.instance_name)
+        raise AirflowBridgeError(
+            f"building the Airflow location of {domain} from {connection.url} failed: {exc}"
+        ) from exc
+    missing = sorted(dag_ids - _dags_in(defs, config.instance_name))
+    if missing:
+        raise AirflowConfigError(
+            f"{config.path} names DAG(s) {missing} that Airflow at {connection.url} does not have: "
+            "check the dag ids, and Airflow's import errors if the file did not parse"
+        )
+    return defs
+
+
+def _dags_in(defs: dg.Definitions, instance_name: str) -> set[str]:
+    found = set()
+    for a in defs.assets or []:
+        specs = a.specs if isinstance(a, dg.AssetsDefinition) else [a]
+        for spec in specs:
+            path = spec.key.path
+            if len(path) == 3 and path[0] == instance_name and path[1] == "dag":
+                found.add(path[2])
+    return found
