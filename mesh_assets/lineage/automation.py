@@ -10,8 +10,6 @@ wait (Dagster step retries); after the last retry only the export run fails, and
 publication requests a new one.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg

@@ -70,7 +70,7 @@ def test_lineage_graph_sent_equals_the_dagster_asset_graph(
     # each edge names the pipeline (code location) producing its downstream table and its source
     producer = {key: name for name, defs in location_definitions.items() for key in _produced(defs)}
     pipelines = {e["id"]: e for e in store.entities["pipelines"].values()}
-    for (from_id, to_id), details in store.lineage.items():
+    for (_from_id, to_id), details in store.lineage.items():
         key = next(k for k in nodes if table_fqn(k, "iceberg") == name_of[to_id])
         assert pipelines[details["pipeline"]["id"]]["name"] == producer[key]
         kinds = _kinds(location_definitions[producer[key]], key)
