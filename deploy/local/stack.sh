@@ -67,6 +67,29 @@ cmd_install() {
     ((rc == 0)) || die "install failed: $(first_error || echo "trino install exited $rc")"
 }
 
+# helper_tree PID: PID's descendants, except daemons (session leaders, see start_daemon) and theirs.
+helper_tree() {
+    local root="$1" f stat pid ppid sid cur k
+    local -A kids=()
+    for f in /proc/[0-9]*/stat; do
+        stat="$(cat "$f" 2>/dev/null)" || continue
+        pid="${f#/proc/}"
+        pid="${pid%/stat}"
+        read -r _ ppid _ sid _ <<<"${stat##*) }"
+        [[ "$sid" != "$pid" ]] || continue
+        kids[$ppid]+=" $pid"
+    done
+    local -a queue=("$root")
+    while ((${#queue[@]})); do
+        cur="${queue[0]}"
+        queue=("${queue[@]:1}")
+        for k in ${kids[$cur]:-}; do
+            echo "$k"
+            queue+=("$k")
+        done
+    done
+}
+
 # Service scripts running in the background during `up` (pid -> name), to stop them on a failure.
 declare -A STARTING=()
 
@@ -75,14 +98,19 @@ declare -A STARTING=()
 # with CAUSE in the last line.
 abort_up() {
     trap - INT TERM
-    local cause="$1" pid
+    local cause="$1" pid p
+    local -a helpers=()
     for pid in "${!STARTING[@]}"; do
         if kill -0 "$pid" 2>/dev/null; then
             log "stopping ${STARTING[$pid]} up (pid $pid): the stack is not starting"
-            kill -TERM "$pid" 2>/dev/null || true
+            # the script and the commands it runs (ceph CLI calls under `timeout`, which moves them
+            # to their own process group); its daemons are stopped by stop_all below
+            mapfile -t -O "${#helpers[@]}" helpers < <(echo "$pid"; helper_tree "$pid")
         fi
     done
+    for p in "${helpers[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for pid in "${!STARTING[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for p in "${helpers[@]}"; do (MESH_LAKE_ERROR_FILE="" stop_pid "$p" "helper process $p" 10 TERM) >/dev/null 2>&1 || true; done
     STARTING=()
     log "stopping every service of the stack that had started"
     stop_all >&2 || true
