@@ -11,9 +11,16 @@ import pytest
 pytestmark = pytest.mark.lake
 
 
+def _pg_data(services_dir: Path) -> Path:
+    """PostgreSQL's data directory: where postgres.sh recorded it (outside the checkout as root)."""
+    location = services_dir / "postgres" / "location"
+    root = Path(location.read_text().strip()) if location.exists() else services_dir / "postgres"
+    return root / "data"
+
+
 def _pids(services_dir: Path) -> dict[str, str]:
     files = {
-        "postgres": services_dir / "postgres/data/postmaster.pid",
+        "postgres": _pg_data(services_dir) / "postmaster.pid",
         "trino": services_dir / "trino/run/trino.pid",
         **{f"ceph-{d}": services_dir / f"ceph/run/{d}.pid" for d in ("mon", "mgr", "osd", "rgw")},
     }
