@@ -9,14 +9,18 @@ consumers in other domains read these tables by column name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
-import pyarrow as pa
-from pyiceberg.io.pyarrow import pyarrow_to_schema
-from pyiceberg.schema import Schema
-from pyiceberg.table.name_mapping import MappedField, NameMapping
-from pyiceberg.types import DecimalType, DoubleType, FloatType, IcebergType, IntegerType, LongType
+
+# pyarrow, pandas and pyiceberg are imported inside the functions that need them: the contract
+# rules here are imported when a code location loads (through the contracts package), which
+# must not pay for the heavy libraries a run needs.
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import IcebergType
 
 
 class SchemaEvolutionError(ValueError):
@@ -27,8 +31,14 @@ class OutputDataError(ValueError):
     """An output cannot be stored as it is (a column of unknown type, a non-tabular object, ...)."""
 
 
+class ContractColumnsError(ValueError):
+    """An output's columns differ from those its data contract declares."""
+
+
 def _normalise_type(t: pa.DataType) -> pa.DataType | None:
     """The Iceberg-storable equivalent of ``t``, or None when it is already storable."""
+    import pyarrow as pa
+
     if pa.types.is_timestamp(t) and t.unit in ("ns", "s", "ms"):
         return pa.timestamp("us", tz=t.tz)
     if pa.types.is_dictionary(t):
@@ -46,6 +56,8 @@ def _normalise_type(t: pa.DataType) -> pa.DataType | None:
 
 def normalise_arrow_schema(schema: pa.Schema) -> pa.Schema:
     """Map Arrow types Iceberg cannot store to the nearest type it can (ns timestamps -> us, ...)."""
+    import pyarrow as pa
+
     fields = []
     for f in schema:
         if pa.types.is_null(f.type):
@@ -64,6 +76,9 @@ def normalise_arrow_schema(schema: pa.Schema) -> pa.Schema:
 
 def to_arrow(obj: object) -> pa.Table:
     """A pandas DataFrame or Arrow table as an Arrow table Iceberg can store."""
+    import pandas as pd
+    import pyarrow as pa
+
     if isinstance(obj, pd.DataFrame):
         try:
             table = pa.Table.from_pandas(obj, preserve_index=False)
@@ -83,6 +98,8 @@ def to_arrow(obj: object) -> pa.Table:
 
 
 def _failing_column(df: pd.DataFrame) -> str | None:
+    import pyarrow as pa
+
     for column in df.columns:
         try:
             pa.array(df[column])
@@ -91,14 +108,10 @@ def _failing_column(df: pd.DataFrame) -> str | None:
     return None
 
 
-_PROMOTIONS: dict[type[IcebergType], tuple[type[IcebergType], ...]] = {
-    IntegerType: (LongType,),
-    FloatType: (DoubleType,),
-}
-
-
 def _can_store(table_type: IcebergType, data_type: IcebergType) -> bool:
     """Whether data of ``data_type`` can be written into a column of ``table_type`` (maybe after promotion)."""
+    from pyiceberg.types import DecimalType, DoubleType, FloatType, IntegerType, LongType
+
     if table_type == data_type:
         return True
     if isinstance(table_type, LongType) and isinstance(data_type, IntegerType):
@@ -112,7 +125,11 @@ def _can_store(table_type: IcebergType, data_type: IcebergType) -> bool:
 
 def _can_promote(table_type: IcebergType, data_type: IcebergType) -> bool:
     """Whether the table column may be widened to ``data_type`` (Iceberg's allowed promotions)."""
-    if type(data_type) in _PROMOTIONS.get(type(table_type), ()):
+    from pyiceberg.types import DecimalType, DoubleType, FloatType, IntegerType, LongType
+
+    if isinstance(table_type, IntegerType) and type(data_type) is LongType:
+        return True
+    if isinstance(table_type, FloatType) and type(data_type) is DoubleType:
         return True
     if isinstance(table_type, DecimalType) and isinstance(data_type, DecimalType):
         return table_type.scale == data_type.scale and data_type.precision > table_type.precision
@@ -121,6 +138,9 @@ def _can_promote(table_type: IcebergType, data_type: IcebergType) -> bool:
 
 def arrow_to_iceberg_schema(schema: pa.Schema) -> Schema:
     """An Iceberg schema for a new table (fresh field ids; every column optional unless told)."""
+    from pyiceberg.io.pyarrow import pyarrow_to_schema
+    from pyiceberg.table.name_mapping import MappedField, NameMapping
+
     mapping = NameMapping([MappedField(field_id=i, names=[f.name]) for i, f in enumerate(schema, start=1)])
     return pyarrow_to_schema(schema, name_mapping=mapping)
 
@@ -178,6 +198,8 @@ def conform(data: pa.Table, table_schema: Schema) -> pa.Table:
     Columns whose Iceberg type already matches are passed through untouched (no copy), so a
     conforming output costs nothing extra on large writes.
     """
+    import pyarrow as pa
+
     incoming = {f.name: f.field_type for f in arrow_to_iceberg_schema(data.schema).fields}
     target = table_schema.as_arrow()
     columns, fields = [], []
@@ -211,3 +233,31 @@ def dagster_table_schema(schema: Schema) -> dg.TableSchema:
             for f in schema.fields
         ]
     )
+
+
+# Iceberg widens these on write, so a contract declaring the wider type accepts the narrower one.
+_CONTRACT_WIDENING = {("int", "long"), ("float", "double")}
+
+
+def check_contract_columns(contract_columns: list[dict[str, Any]], types: dict[str, str]) -> None:
+    """Refuse an output whose columns differ from its contract's, naming them (used by the IO manager).
+
+    A pure rule on the output's schema against the declared columns, so it lives with the other
+    schema rules (and the storage layer needs nothing from the contracts package). ``types`` maps
+    each output column to its Iceberg type name; narrower numbers are accepted where Iceberg
+    widens them (int -> long, float -> double).
+    """
+    expected = [c["name"] for c in contract_columns]
+    missing = [c for c in expected if c not in types]
+    extra = [c for c in types if c not in expected]
+    problems = []
+    if missing:
+        problems.append(f"missing contract column(s) {missing}")
+    if extra:
+        problems.append(f"column(s) {extra} not in the contract")
+    for c in contract_columns:
+        actual = types.get(c["name"])
+        if actual and actual != c["type"] and (actual, c["type"]) not in _CONTRACT_WIDENING:
+            problems.append(f"column {c['name']!r} is {actual}, the contract says {c['type']}")
+    if problems:
+        raise ContractColumnsError("the output breaks its contract: " + "; ".join(problems))

@@ -32,22 +32,23 @@ from pyiceberg.exceptions import (
     ValidationException,
 )
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import Snapshot
 
-from mesh_assets.contracts.model import check_contract_columns
 from mesh_assets.lakehouse import partitions as parts
+from mesh_assets.lakehouse import pyiceberg_internals as internals
 from mesh_assets.lakehouse.catalog import ensure_namespace
 from mesh_assets.lakehouse.schema import (
     SchemaPlan,
     arrow_to_iceberg_schema,
+    check_contract_columns,
     conform,
     normalise_arrow_schema,
     plan_evolution,
     to_arrow,
 )
+from mesh_assets.lakehouse.transaction import MeshTransaction
 
 # Bounded, jittered exponential backoff for commit conflicts (pyiceberg applies it on retry).
 DEFAULT_TABLE_PROPERTIES: dict[str, str] = {
@@ -240,7 +241,9 @@ class IcebergTables:
         properties: dict[str, str],
     ) -> WriteResult:
         plan = plan_evolution(table.schema(), schema)
-        tx = table.transaction()
+        # Not table.transaction(): pyiceberg's deep-copies the whole metadata on each of the ~40
+        # reads of its view, so the cost of a write followed the table's history (transaction.py).
+        tx = MeshTransaction(table)
         if plan.changes:
             with tx.update_schema() as update:
                 update.union_by_name(schema)
@@ -256,7 +259,7 @@ class IcebergTables:
         files: list[DataFile] = []
         committing = False
         try:
-            for data_file in self._stage_files(tx, source, dims, partition_keys, write_uuid):
+            for data_file in self._stage_files(tx, table, source, dims, partition_keys, write_uuid):
                 files.append(data_file)  # tracked one by one: a stream failing midway leaves no orphans
             if mode == "overwrite" and table.snapshot_by_name(target_branch) is not None:
                 with warnings.catch_warnings():
@@ -337,6 +340,7 @@ class IcebergTables:
     @staticmethod
     def _stage_files(
         tx: Transaction,
+        table: Table,
         source: pa.Table | _CountingReader,
         dims: Sequence[parts.Dimension] | None,
         partition_keys: Sequence[str] | None,
@@ -344,10 +348,12 @@ class IcebergTables:
     ) -> Iterator[DataFile]:
         metadata = tx.table_metadata
         iceberg_schema = metadata.schema()
-        io = tx._table.io
+        io = table.io
         if isinstance(source, pa.Table):
             if source.num_rows:  # an empty output has no data files (pyiceberg divides by its size)
-                yield from _dataframe_to_data_files(metadata, conform(source, iceberg_schema), io, write_uuid)
+                yield from internals.dataframe_to_data_files(
+                    metadata, conform(source, iceberg_schema), io, write_uuid
+                )
             return
         # A stream is written chunk by chunk, each chunk's files finished before the next is read:
         # pyiceberg's own streaming path submits every batch group to a thread pool at once, so
@@ -358,7 +364,7 @@ class IcebergTables:
                 continue
             if dims:
                 parts.check_rows_in_partitions(dims, partition_keys or (), chunk)
-            yield from _dataframe_to_data_files(
+            yield from internals.dataframe_to_data_files(
                 metadata, conform(chunk, iceberg_schema), io, write_uuid, counter
             )
 

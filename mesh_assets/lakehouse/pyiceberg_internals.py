@@ -1,0 +1,143 @@
+"""Every private pyiceberg API the platform uses, in one place, each with the reason it has to.
+
+pyiceberg is the storage engine of the lakehouse, and a few things the platform must guarantee
+(files staged before the commit, a write whose cost follows the work and not the table's
+history) have no public API in pyiceberg 0.12. Reaching into its internals anywhere else is
+forbidden: keeping them here means one module to review when pyiceberg moves, and
+``tests/lakehouse/test_pyiceberg_internals.py`` fails as soon as any of them changes shape
+(its :data:`PINNED` fingerprints), so an upgrade cannot silently change what we rely on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import itertools
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+# _dataframe_to_data_files: pyiceberg's only way to turn Arrow into Iceberg data files laid out
+# by the table's partition spec and properties *without committing them*. The public writers
+# (Table/Transaction.append, overwrite, dynamic_partition_overwrite) write and commit in one
+# call, so we could neither track each staged file (to delete it when the commit certainly
+# failed) nor write a stream chunk by chunk with bounded memory.
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+# _apply_table_update / _TableMetadataUpdateContext: the per-update step of the public
+# update_table_metadata(). That function ends with a deep copy of the whole metadata (every
+# snapshot and log entry), and Transaction.table_metadata calls it on every read, so a write's
+# cost grows with the table's history (apache/iceberg-python#2673, #3301). Replaying the staged
+# updates ourselves, without that copy, is the only way to read a transaction's view in time
+# independent of history; the upstream fix (#3302, #3784) is not in a release.
+from pyiceberg.table.update import (
+    _apply_table_update,
+    _TableMetadataUpdateContext,
+    update_table_metadata,
+)
+from pyiceberg.utils.datetime import datetime_to_millis
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.metadata import TableMetadata
+    from pyiceberg.table.update import TableUpdate
+
+
+def dataframe_to_data_files(
+    metadata: TableMetadata,
+    data: pa.Table,
+    io: FileIO,
+    write_uuid: uuid.UUID,
+    counter: itertools.count[int] | None = None,
+) -> Iterable[DataFile]:
+    """Write ``data`` as data files of the table described by ``metadata``, committing nothing."""
+    return _dataframe_to_data_files(metadata, data, io, write_uuid, counter)
+
+
+def transaction_state(tx: Transaction) -> tuple[TableMetadata, tuple[TableUpdate, ...]]:
+    """The committed metadata a transaction started from and the updates it has staged so far.
+
+    ``Transaction._table`` and ``Transaction._updates`` are private attributes; pyiceberg
+    exposes only their combination (``table_metadata``), which is the expensive read we avoid.
+    """
+    return tx._table.metadata, tx._updates
+
+
+def replay_updates(base: TableMetadata, updates: tuple[TableUpdate, ...]) -> TableMetadata:
+    """``update_table_metadata(base, updates)`` without its final deep copy of the whole metadata.
+
+    Every step of pyiceberg's replay builds new metadata with ``model_copy(update=...)`` and
+    fresh containers; it never mutates ``base``. The deep copy only guards against callers that
+    would mutate the result, and the models are frozen, so sharing the unchanged snapshots with
+    ``base`` is safe. The result equals pyiceberg's (checked by the tests on the same operations).
+    """
+    context = _TableMetadataUpdateContext()
+    metadata = base
+    for update in updates:
+        metadata = _apply_table_update(update, metadata, context)
+    if context.has_changes() and base.last_updated_ms == metadata.last_updated_ms:
+        from datetime import datetime
+
+        metadata = metadata.model_copy(
+            update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())}
+        )
+    metadata.spec().check_compatible(metadata.schema())
+    metadata.sort_order().check_compatible(metadata.schema())
+    return metadata
+
+
+def _fingerprint(obj: object) -> str:
+    if isinstance(obj, tuple):  # several functions reviewed as one
+        return hashlib.sha256("".join(_fingerprint(o) for o in obj).encode()).hexdigest()[:16]
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]  # type: ignore[arg-type]
+
+
+def _transaction(attribute: str) -> Callable[[], object]:
+    def get() -> object:
+        from pyiceberg.table import Transaction
+
+        member = inspect.getattr_static(Transaction, attribute)
+        return member.fget if isinstance(member, property) else member
+
+    return get
+
+
+def _update_steps() -> tuple[object, ...]:
+    """Every registered step of ``_apply_table_update`` (one per TableUpdate type), in a stable order."""
+    registry = _apply_table_update.registry
+    return tuple(registry[t] for t in sorted(registry, key=lambda t: f"{t.__module__}.{t.__qualname__}"))
+
+
+# The source of every internal above as reviewed against pyiceberg 0.12.0. A changed fingerprint
+# means pyiceberg moved: re-read the new code, adapt this module, then update the value.
+PINNED: dict[str, tuple[Callable[[], object], str]] = {
+    "pyiceberg.io.pyarrow._dataframe_to_data_files": (lambda: _dataframe_to_data_files, "244100a6322dc372"),
+    "pyiceberg.table.update.update_table_metadata": (lambda: update_table_metadata, "cdfaa6553c2f4d68"),
+    "pyiceberg.table.update._TableMetadataUpdateContext": (
+        lambda: _TableMetadataUpdateContext,
+        "3fbfad3fa0b2d16a",
+    ),
+    "pyiceberg.table.update._apply_table_update (every step)": (_update_steps, "f2adab0b7d316902"),
+    # MeshTransaction keys its view on the identity of _table.metadata and _updates: it relies on
+    # these rebinding (never mutating) both, as __init__, _stage, commit_transaction and the retry
+    # path (_rebuild_snapshot_updates, after Table.refresh) do in 0.12.0.
+    "pyiceberg.table.Transaction.table_metadata": (_transaction("table_metadata"), "b17e042b477c6adb"),
+    "pyiceberg.table.Transaction.__init__": (_transaction("__init__"), "19002cf5755316db"),
+    "pyiceberg.table.Transaction._stage": (_transaction("_stage"), "6881b41fb183aa8d"),
+    "pyiceberg.table.Transaction.commit_transaction": (
+        _transaction("commit_transaction"),
+        "31e91e28f2729338",
+    ),
+    "pyiceberg.table.Transaction._rebuild_snapshot_updates": (
+        _transaction("_rebuild_snapshot_updates"),
+        "772a9824c3918fb1",
+    ),
+}
+
+
+def drifted() -> dict[str, str]:
+    """Internals whose source differs from the reviewed one: ``{name: new fingerprint}``."""
+    return {name: now for name, (get, pinned) in PINNED.items() if (now := _fingerprint(get())) != pinned}

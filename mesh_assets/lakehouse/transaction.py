@@ -1,0 +1,58 @@
+"""A pyiceberg transaction whose cost follows the work, not the table's history.
+
+pyiceberg 0.12's ``Transaction.table_metadata`` replays every staged update onto the table's
+metadata and then deep-copies the result, every snapshot and log entry included, on *every*
+read; one partition overwrite reads it about forty times. On a table written once a day for a
+year that made overwriting one partition ~14x slower than on a new table (``mesh bench io``,
+apache/iceberg-python#2673, #3301).
+
+:class:`MeshTransaction` computes the view once per staged change and without the deep copy:
+the replay is pyiceberg's own update steps (:func:`pyiceberg_internals.replay_updates`), keyed
+on the identity of the two inputs, which pyiceberg rebinds, never mutates, whenever they change
+(a staged update, a refresh before a commit retry). Everything else is stock pyiceberg: the
+commit, its retries on ``CommitFailedException``, the concurrency validation, the branches.
+
+Remove this module when a pyiceberg release caches the view itself (#3302, #3784):
+``tests/lakehouse/test_transaction.py`` fails when that happens, or when the internals it
+relies on change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyiceberg.table import Transaction
+
+from mesh_assets.lakehouse import pyiceberg_internals as internals
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+    from pyiceberg.table.metadata import TableMetadata
+    from pyiceberg.table.update import TableUpdate
+
+
+class MeshTransaction(Transaction):
+    """``Transaction`` with a metadata view computed once per staged change."""
+
+    _view: tuple[TableMetadata, tuple[TableUpdate, ...], TableMetadata] | None
+
+    def __init__(self, table: Table, autocommit: bool = False) -> None:
+        super().__init__(table, autocommit=autocommit)
+        self._view = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        base, updates = internals.transaction_state(self)
+        view = self._view
+        # The cached tuple holds ``base`` and ``updates`` alive, so an identity match cannot be
+        # a recycled id of some other object.
+        if view is not None and view[0] is base and view[1] is updates:
+            return view[2]
+        metadata = internals.replay_updates(base, updates)
+        self._view = (base, updates, metadata)
+        return metadata
+
+
+def transaction(table: Table) -> MeshTransaction:
+    """A transaction on ``table`` (what ``table.transaction()`` returns, minus the history cost)."""
+    return MeshTransaction(table)
