@@ -105,7 +105,7 @@ def build_airflow_definitions(
     from dagster_airlift.core import build_defs_from_airflow_instance
     from dagster_airlift.core.filter import AirflowFilter
 
-    from mesh_assets.resources import resources_for
+    from mesh_assets.ingest.raw import RawInputs
 
     settings = settings or get_settings()
     if config_path is None:
@@ -131,7 +131,10 @@ def build_airflow_definitions(
         instance = connection.instance(config.instance_name)
         defs = build_defs_from_airflow_instance(
             airflow_instance=instance,
-            defs=dg.Definitions(assets=mapped, jobs=jobs, resources=resources_for(settings)),
+            # migrated tasks read and publish raw drops; they write no Iceberg table themselves
+            defs=dg.Definitions(
+                assets=mapped, jobs=jobs, resources={"raw": RawInputs(root=str(settings.raw_dir))}
+            ),
             sensor_minimum_interval_seconds=settings.trigger_interval,
             dag_selector_fn=lambda dag: dag.dag_id in dag_ids,
             # the mapping is the domain's yaml; airlift would key datasets by their file name only

@@ -1,0 +1,70 @@
+"""A domain's airflow.yaml: what it may declare, and one sentence when it is wrong (no server needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mesh_assets.airflow import AirflowBridgeError, AirflowConfigError, AirflowConnection, load_domain_airflow
+from mesh_assets.airflow.v3 import AirflowJwtAuthBackend
+from mesh_assets.settings import REPO_ROOT, MeshSettings
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "airflow.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_companies_declaration_maps_its_dag_tasks_to_its_own_products():
+    config = load_domain_airflow("companies", REPO_ROOT / "domains" / "companies" / "airflow.yaml")
+    assert config.instance_name == "companies_airflow"
+    [dag] = config.dags
+    assert dag.dag_id == "companies_vendor_market_data"
+    assert dag.tasks["publish_market_data"] == [dg.AssetKey(["companies", "vendor_market_data"])]
+    # the DAG file is where the tasks live, next to the proxied state the migration flips
+    dag_dir = REPO_ROOT / "airflow" / "dags" / "companies"
+    source = (dag_dir / "vendor_market_data.py").read_text()
+    for task in dag.tasks:
+        assert f'task_id="{task}"' in source
+    assert (dag_dir / "proxied_state" / f"{dag.dag_id}.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("dags: {}\n", "'dags' must map at least one dag id"),
+        ("dags:\n  d:\n    tasks:\n      t: [emissions/production]\n", "publishes only its own products"),
+        ("dags:\n  d:\n    tasks:\n      t: []\n", "dags.d.tasks.t must list asset keys"),
+        ("instance: [1]\ndags:\n  d:\n    tasks:\n      t: [companies/x]\n", "'instance' must be a mapping"),
+        ("dags: [\n", "is not valid YAML"),
+    ],
+)
+def test_a_wrong_declaration_is_refused_with_the_file_and_field(tmp_path, text, fragment):
+    path = _write(tmp_path, text)
+    with pytest.raises(AirflowConfigError) as refused:
+        load_domain_airflow("companies", path)
+    assert str(path) in str(refused.value)
+    assert fragment in str(refused.value)
+
+
+def test_connection_settings_never_show_the_password(tmp_path):
+    settings = MeshSettings.from_env(
+        "local", environ={"MESH_HOME": str(tmp_path), "MESH_AIRFLOW_PASSWORD": "s3cret-value"}
+    )
+    conn = AirflowConnection.from_settings(settings, version="3")
+    assert conn.url == f"http://127.0.0.1:{settings.ports.airflow}" and conn.version == 3
+    assert "s3cret-value" not in repr(conn)
+    assert "s3cret-value" not in repr(AirflowJwtAuthBackend(conn.url, conn.username, conn.password))
+    with pytest.raises(AirflowBridgeError, match="use 2, 3 or auto"):
+        AirflowConnection.from_settings(settings, version="1.10")
+
+
+def test_a_missing_password_says_where_to_put_it(tmp_path):
+    settings = MeshSettings.from_env("local", environ={"MESH_HOME": str(tmp_path)})
+    with pytest.raises(AirflowBridgeError) as missing:
+        AirflowConnection.from_settings(settings)
+    assert "MESH_AIRFLOW_PASSWORD" in str(missing.value)
+    assert "airflow.sh up" in str(missing.value)
