@@ -306,6 +306,9 @@ def _handler(store: Store) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # one write per answer and no Nagle delay: else every request waits for a delayed ACK (~40 ms)
+        wbufsize = 1 << 16
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:  # quiet
             pass
