@@ -43,11 +43,17 @@ cause() {
 # preflight: what no install step can provide, checked in seconds before the long steps start.
 preflight() {
     find_java "$(trino_java_min)" >/dev/null || exit 1
-    local need=2 avail
-    [[ -f "$CACHE_DIR/trino-server-$TRINO_VERSION-iceberg/.mesh-installed" ]] || need=$((need + 2))
-    avail="$(df -P -BG "$MESH_SERVICES_DIR" | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
-    if [[ -n "$avail" ]] && ((avail < need)); then
-        die "only ${avail} GB free on the disk of $MESH_SERVICES_DIR; the lake stack needs about $need GB (Ceph data, PostgreSQL, and the Trino download when not cached yet)"
+    need_disk "$MESH_SERVICES_DIR" 2 "the services' data (Ceph, PostgreSQL, Trino)"
+    local plugins="${MESH_TRINO_PLUGINS:-iceberg}"
+    [[ -f "$CACHE_DIR/trino-server-$TRINO_VERSION-${plugins// /+}/.mesh-installed" ]] \
+        || need_disk "$CACHE_DIR" 2 "the Trino download (0.8 GB) and the unpacked server (0.5 GB)"
+}
+
+need_disk() { # DIR GB WHAT: die unless DIR's file system has GB free
+    local avail
+    avail="$(df -P -BG "$1" 2>/dev/null | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
+    if [[ -n "$avail" ]] && ((avail < $2)); then
+        die "only $avail GB free on the disk of $1, and $3 need about $2 GB: free some space there"
     fi
 }
 
