@@ -55,17 +55,23 @@ FULL = {
     "sizes": [(1_000_000, 3, 4), (10_000_000, 2, 5)],
     "partitions": 365,
     "partition_reps": 5,
+    "history": [1, 100, 365, 1000],
+    "history_reps": 7,
     "pairs": {1_000_000: 7, 10_000_000: 6},
 }
 QUICK = {
     "sizes": [(50_000, 2, 3), (100_000, 2, 3)],
     "partitions": 30,
     "partition_reps": 3,
+    "history": [1, 100],
+    "history_reps": 3,
     "pairs": {50_000: 5, 100_000: 5},
 }
 ROWS_PER_PARTITION = 5_000
 TARGET_RAW_RATIO = 1.10
 TARGET_PARTITION_RATIO = 1.5
+# overwrite of one partition of a table with k daily snapshots / with 1: the ceiling per depth
+TARGET_HISTORY_RATIO = {365: 1.5, 1000: 2.0}
 IMPLS = ("ours", "raw", "dagster-iceberg", "raw-0.11")
 DI_IMPLS = ("dagster-iceberg", "raw-0.11")  # run in the dagster-iceberg environment
 
@@ -93,9 +99,10 @@ def _ours_rw(task: dict[str, Any], home: Path) -> dict[str, Any]:
 
     from bench import harness
     from mesh_assets.lakehouse.io_manager import IcebergIOManager
+    from mesh_assets.settings import get_settings
 
     _use_home(home)
-    io = IcebergIOManager(profile="local")
+    io = IcebergIOManager.for_settings(get_settings("local"))
     key = dg.AssetKey(ASSET_KEY)
     wanted = dg.PythonObjectDagsterType(pa.Table if task["fmt"] == "arrow" else pd.DataFrame)
 
@@ -124,7 +131,7 @@ def _ours_stream(task: dict[str, Any], home: Path) -> dict[str, Any]:
     from mesh_assets.settings import get_settings
 
     _use_home(home)
-    io = IcebergIOManager(profile="local")
+    io = IcebergIOManager.for_settings(get_settings("local"))
     key = dg.AssetKey(ASSET_KEY)
     io.handle_output(dg.build_output_context(asset_key=key), harness.make_table(harness.SEED_ROWS))
     settle_rss = harness.rss_mib()
@@ -154,7 +161,7 @@ def _partitions(task: dict[str, Any], home: Path) -> dict[str, Any]:
     from mesh_assets.settings import get_settings
 
     _use_home(home / "ours")
-    io = IcebergIOManager(profile="local")
+    io = IcebergIOManager.for_settings(get_settings("local"))
     raw = harness.RawPyIceberg(home / "raw")
     daily = dg.DailyPartitionsDefinition(start_date=harness.EPOCH.strftime("%Y-%m-%d"))
     meta = {"partition_expr": "ts"}
@@ -224,6 +231,73 @@ def _partitions(task: dict[str, Any], home: Path) -> dict[str, Any]:
     return {"build_s": build, "overwrite": {key: _merge(v) for key, v in runs.items()}}
 
 
+def _history(task: dict[str, Any], home: Path) -> dict[str, Any]:
+    """Overwrite ONE daily partition of tables whose history is 1, 100, 365, 1,000 daily snapshots.
+
+    The cost of a pyiceberg commit used to follow the number of snapshots in the table's
+    metadata (its transaction deep-copied the whole metadata on every read of its view), so
+    this measures history depth alone: each table holds one snapshot and one manifest per day
+    (as a daily schedule leaves it), built fast by ``harness.add_daily_history``. Ours is the IO
+    manager; raw is pyiceberg's ``overwrite`` with the same filter; rounds alternate sides.
+    """
+    import dagster as dg
+
+    from bench import harness
+    from mesh_assets.lakehouse.catalog import load_catalog
+    from mesh_assets.lakehouse.io_manager import IcebergIOManager
+    from mesh_assets.settings import get_settings
+
+    _use_home(home / "ours")
+    io = IcebergIOManager.for_settings(get_settings("local"))
+    ours_catalog = load_catalog(get_settings("local"))
+    raw = harness.RawPyIceberg(home / "raw")
+    daily = dg.DailyPartitionsDefinition(start_date=harness.EPOCH.strftime("%Y-%m-%d"))
+    per = task["rows_per_partition"]
+
+    def ctx(name: str, day: int):
+        return dg.build_output_context(
+            asset_key=dg.AssetKey(["bench", name]),
+            partition_key=harness.day_key(day),
+            asset_partitions_def=daily,
+            definition_metadata={"partition_expr": "ts"},
+        )
+
+    build: dict[str, float] = {}
+    for depth in task["depths"]:
+        name = f"h{depth}"
+        io.handle_output(ctx(name, 0), harness.day_table(0, per))  # created as the IO manager creates it
+        build[f"ours {depth}"] = round(
+            harness.add_daily_history(ours_catalog.load_table(f"bench.{name}"), 1, depth - 1, per), 3
+        )
+        build[f"raw {depth}"] = round(harness.raw_partitioned_table(raw, name, 1, per, "daily"), 3)
+        build[f"raw {depth}"] += round(
+            harness.add_daily_history(raw.catalog.load_table(f"bench.{name}"), 1, depth - 1, per), 3
+        )
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in range(task["reps"]):
+        for side in ["ours", "raw"] if r % 2 == 0 else ["raw", "ours"]:
+            for depth in task["depths"]:
+                name, last = f"h{depth}", depth - 1
+                data = harness.day_table(last, per, version=1 + r)
+                if side == "ours":
+                    args = (ctx(name, last), data)
+                    stats = harness.measure(lambda a: io.handle_output(*a), 1, prepare=lambda a=args: a)
+                else:
+                    stats = harness.measure(
+                        lambda a: raw.write(a[0], a[2], overwrite_filter=harness.day_filter(a[1])),
+                        1,
+                        prepare=lambda a=(name, last, data): a,
+                    )
+                runs.setdefault(f"{side} {depth}", []).append(stats)
+    for depth in task["depths"]:  # an overwrite replaced exactly one partition, on both sides
+        for catalog in (ours_catalog, raw.catalog):
+            table = catalog.load_table(f"bench.h{depth}")
+            count = table.scan().count()
+            assert count == depth * per, f"h{depth} holds {count} rows, expected {depth * per}"
+    return {"build_s": build, "overwrite": {key: _merge(v) for key, v in runs.items()}}
+
+
 def _paired(task: dict[str, Any], home: Path) -> dict[str, Any]:
     """Ours and raw pyiceberg alternating in ONE process, operation by operation (warm).
 
@@ -237,9 +311,10 @@ def _paired(task: dict[str, Any], home: Path) -> dict[str, Any]:
 
     from bench import harness
     from mesh_assets.lakehouse.io_manager import IcebergIOManager
+    from mesh_assets.settings import get_settings
 
     _use_home(home / "ours")
-    io = IcebergIOManager(profile="local")
+    io = IcebergIOManager.for_settings(get_settings("local"))
     raw = harness.RawPyIceberg(home / "raw")
     out: dict[str, Any] = {}
     for fmt in ("pandas", "arrow"):
@@ -304,6 +379,7 @@ def _worker(spec: str) -> int:
             "ours-stream": _ours_stream,
             "raw-stream": harness.raw_stream,
             "partitions": _partitions,
+            "history": _history,
             "paired": _paired,
         },
     )
@@ -461,6 +537,16 @@ def _plan(
             "reps": cfg["partition_reps"],
         }
     )
+    tasks.append(
+        {
+            "id": "history",
+            "variant": "history",
+            "impl": "history",
+            "depths": cfg["history"],
+            "rows_per_partition": ROWS_PER_PARTITION,
+            "reps": cfg["history_reps"],
+        }
+    )
     if not quick:
         return [[t] for t in tasks]
     return [[t for t in tasks if t["impl"] not in DI_IMPLS], [t for t in tasks if t["impl"] in DI_IMPLS]]
@@ -593,6 +679,38 @@ def _report(
         f"{_r(scale['ours'][back])}, after expiring snapshots {_r(scale['ours'][expired])})"
     )
 
+    # ---- history depth
+    hist = (agg.get("history") or {}).get("overwrite") or {}
+    hbuild = (agg.get("history") or {}).get("build_s") or {}
+    depths = cfg["history"]
+
+    def best_h(side: str, depth: int) -> float | None:
+        return (hist.get(f"{side} {depth}") or {}).get("best_s")
+
+    lines += [
+        "",
+        f"overwrite ONE daily partition ({ROWS_PER_PARTITION} rows) of a table whose history is k daily snapshots "
+        f"(one manifest each), best of {cfg['history_reps']}; ratio = time at k / time at k=1, same run",
+        f"{'k snapshots':<14}{'ours':>7} {'raw':>7}  {'ours/raw':>8}  {'ratio ours':>10} {'ratio raw':>10}"
+        f"  {'build ours/raw (s)':>19}",
+    ]
+    summary["history"] = []
+    for depth in depths:
+        o, r = best_h("ours", depth), best_h("raw", depth)
+        ro, rr = _ratio(o, best_h("ours", depths[0])), _ratio(r, best_h("raw", depths[0]))
+        built = f"{_fmt_s(hbuild.get(f'ours {depth}'))}/{_fmt_s(hbuild.get(f'raw {depth}'))}"
+        lines.append(
+            f"{depth:<14}{_fmt_s(o):>7} {_fmt_s(r):>7}  {_r(_ratio(o, r)):>8}  {_r(ro):>10} {_r(rr):>10}  {built:>19}"
+        )
+        limit = TARGET_HISTORY_RATIO.get(depth)
+        ok = ro is not None and limit is not None and ro <= limit
+        summary["history"].append({"depth": depth, "ratio": ro, "raw_ratio": rr, "limit": limit, "pass": ok})
+        if limit is not None:
+            targets.append(
+                f"TARGET (c{depth}) overwrite 1 partition, {depth} daily snapshots / 1 <= {limit:.1f}  {_r(ro):>6}  "
+                f"{'PASS' if ok else 'FAIL'}   (raw pyiceberg in the same run {_r(rr)})"
+            )
+
     # ---- memory: streaming vs one Table
     lines += [
         "",
@@ -610,8 +728,9 @@ def _report(
             )
         lines.append(f"{_rows(rows):>5}  " + " ".join(f"{c:>18}" for c in cells))
     errors = [f"ERROR {v}: {e}" for v, entry in agg.items() for e in entry.get("errors", [])]
-    passed = sum(x["pass"] for x in summary["a"] + summary["b"]) + int(ok_c)
-    total = len(summary["a"]) + len(summary["b"]) + 1
+    graded = [x for x in summary["history"] if x["limit"] is not None]
+    passed = sum(x["pass"] for x in summary["a"] + summary["b"] + graded) + int(ok_c)
+    total = len(summary["a"]) + len(summary["b"]) + len(graded) + 1
     targets.append(f"TARGETS: {passed}/{total} PASS")
     return lines + errors, targets, summary
 
