@@ -19,11 +19,19 @@ fail() {
   exit 1
 }
 
+if ((lake)); then
+  # In a second, before anything long: what no step of ours can install (a Java 24+ JDK, disk space,
+  # Debian packages when we are not root). settings.py needs only the standard library.
+  echo "== lake stack preflight (Java 24+, disk, Debian packages)"
+  MESH_PYTHON="$(command -v python3)" bash deploy/local/stack.sh preflight \
+    || fail "the lake stack cannot run here: see the ERROR line above"
+fi
+
 echo "== environment (uv sync, bytecode, dbt manifests)"
 bash scripts/bootstrap.sh
 
 if ((lake)); then
-  echo "== lake stack requirements (Java 24+, Debian packages, the Trino server; cached after the first run)"
+  echo "== lake stack requirements (Debian packages, the Trino server; cached after the first run)"
   bash deploy/local/stack.sh install || fail "the lake stack cannot be installed here: see the ERROR line above"
 fi
 

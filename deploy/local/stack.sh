@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The local lake stack: PostgreSQL + Ceph (S3), then Trino.
-# Usage: stack.sh install|up|down|status|reset [--all]
+# Usage: stack.sh preflight|install|up|down|status|reset [--all]
+#   preflight  in a second, without installing: a Java 24+ JDK, free disk, and (not root) the Debian
+#            packages; exit 1 with one sentence saying what is missing
 #   install  install what is missing (Debian packages, the Trino tarball); starts nothing
 #   up       install if needed, start (or restart dead daemons), wait until every service is ready;
 #            a quick no-op when all are healthy. When a service fails to start, every service of
@@ -44,9 +46,21 @@ cause() {
 preflight() {
     find_java "$(trino_java_min)" >/dev/null || exit 1
     need_disk "$MESH_SERVICES_DIR" 2 "the services' data (Ceph, PostgreSQL, Trino)"
-    local plugins="${MESH_TRINO_PLUGINS:-iceberg}"
-    [[ -f "$CACHE_DIR/trino-server-$TRINO_VERSION-${plugins// /+}/.mesh-installed" ]] \
-        || need_disk "$CACHE_DIR" 2 "the Trino download (0.8 GB) and the unpacked server (0.5 GB)"
+    local plugins="${MESH_TRINO_PLUGINS:-iceberg}" cached=1
+    if [[ ! -f "$CACHE_DIR/trino-server-$TRINO_VERSION-${plugins// /+}/.mesh-installed" ]]; then
+        cached=0
+        need_disk "$CACHE_DIR" 2 "the Trino download (0.8 GB) and the unpacked server (0.5 GB)"
+    fi
+    is_root && return 0
+    # not root: apt-get is not ours to run, so what is missing must be installed first
+    local missing=() c
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+    for c in ceph-mon ceph-mgr ceph-osd radosgw ceph:ceph-common; do # command[:package]
+        command -v "${c%%:*}" >/dev/null || missing+=("${c##*:}")
+    done
+    ((cached)) || command -v mvn >/dev/null || missing+=(maven)
+    ((${#missing[@]} == 0)) \
+        || die "missing Debian packages for the lake stack (${missing[*]}): run this once as root, or apt-get install them"
 }
 
 need_disk() { # DIR GB WHAT: die unless DIR's file system has GB free
@@ -201,6 +215,7 @@ cmd_reset() {
 }
 
 case "${1:-}" in
+    preflight) preflight ;;
     install) with_lock cmd_install ;;
     up) with_lock cmd_up ;;
     down) with_lock cmd_down ;;
