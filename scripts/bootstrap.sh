@@ -19,7 +19,11 @@ fi
 # uv compiles what it installs into .venv; the project itself is an editable install, so its
 # packages are compiled here too (.pyc files are git-ignored; a file edited later is recompiled).
 "${uv[@]}" sync --frozen --quiet --compile-bytecode
-.venv/bin/python -m compileall -q -j 0 mesh_assets domains bench >/dev/null
+packages=()
+for d in mesh_assets domains bench; do [[ -d "$d" ]] && packages+=("$d"); done
+# an optimisation only: a module that does not compile fails with a better message when imported
+.venv/bin/python -m compileall -q -j 0 "${packages[@]}" >/dev/null \
+  || echo "bootstrap: some project modules did not compile to bytecode (see: python -m compileall mesh_assets domains)" >&2
 # The dbt manifests are built here, at build time: code locations read them and never parse dbt.
 .venv/bin/mesh dbt prepare
 echo "bootstrap: environment ready ($(.venv/bin/python --version), mesh at .venv/bin/mesh)" >&2
