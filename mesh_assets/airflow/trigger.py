@@ -147,21 +147,34 @@ def _task_error(instance: Any, dag_id: str, run_id: str, task_id: str, try_numbe
         content = response.json().get("content")
     except Exception:  # the log is a courtesy; the sentence stands without it
         return None
-    if isinstance(content, list):  # Airflow 3: structured log records
+    if isinstance(content, list):  # Airflow 3: structured records; exceptions in error_detail
+        for item in reversed(content):
+            details = item.get("error_detail") if isinstance(item, dict) else None
+            for detail in reversed(details or []):
+                if isinstance(detail, dict) and detail.get("exc_type"):
+                    name = str(detail["exc_type"]).split(".")[-1]
+                    return f"{name}: {str(detail.get('exc_value', '')).strip()[:300]}"
         text = "\n".join(
-            str(item.get("event", "")) + "\n" + str(item.get("error_detail", ""))
-            if isinstance(item, dict)
-            else str(item)
-            for item in content
+            str(item.get("event", "")) if isinstance(item, dict) else str(item) for item in content
         )
     else:
-        text = str(content)
-    text = text.replace("\\n", "\n")
+        text = _airflow2_log_text(str(content))
     matches = [m for m in _ERROR_LINE.finditer(text) if "airflow" not in m.group(1).lower()]
     if not matches:
         return None
     name, message = matches[-1].group(1).split(".")[-1], matches[-1].group(2).strip().rstrip("'\"")
     return f"{name}: {message[:300]}"
+
+
+def _airflow2_log_text(content: str) -> str:
+    """Airflow 2 returns the log as the repr of ``[(host, text), ...]``: the text, unescaped."""
+    import ast
+
+    try:
+        parts = ast.literal_eval(content)
+        return "\n".join(str(p[1]) if isinstance(p, tuple | list) and len(p) > 1 else str(p) for p in parts)
+    except (ValueError, SyntaxError, TypeError):
+        return content.replace("\\n", "\n").replace("\\'", "'")
 
 
 def dag_trigger_job(
