@@ -83,7 +83,8 @@ if spec["kind"] != "baseline":
     t = time.perf_counter()
     if spec["kind"] == "module":
         import importlib
-        defs = importlib.import_module(spec["module"]).defs
+        from mesh_assets.workspace import definitions_of
+        defs = definitions_of(importlib.import_module(spec["module"]))
     else:
         from mesh_assets.definitions import build_domain_definitions
         defs = build_domain_definitions(spec["domain"], dbt_project_dir=spec["project_dir"])
@@ -317,10 +318,9 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 
 def _workspace_locations() -> dict[str, str]:
-    import yaml
+    from mesh_assets.workspace import locations
 
-    entries = yaml.safe_load(WORKSPACE.read_text())["load_from"]
-    return {e["python_module"]["location_name"]: e["python_module"]["module_name"] for e in entries}
+    return {loc.name: loc.module_name for loc in locations(WORKSPACE)}
 
 
 def _round_robin(targets: dict[str, Any], repeats: int, label: str) -> dict[str, list[dict[str, Any]]]:

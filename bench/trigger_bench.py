@@ -59,7 +59,7 @@ def _wait_sensor_run(svc, sensor: str, upstream_run: str, timeout: float) -> dic
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for run in svc.runs(tags={"dagster/sensor_name": sensor}):
+        for run in svc.client.runs(tags={"dagster/sensor_name": sensor}):
             if upstream_run in run["tags"].get(UPSTREAM_RUNS_TAG, "").split(", "):
                 return run
         time.sleep(0.5)
@@ -70,7 +70,7 @@ def _creating_tick(svc, sensor: str, run_id: str, timeout: float) -> tuple[list[
     """The sensor's recent ticks and the one that created ``run_id`` (recorded when the tick ends)."""
     deadline = time.monotonic() + timeout
     while True:
-        ticks = svc.sensor_ticks("portfolio_alignment", sensor, limit=50)
+        ticks = svc.client.sensor_ticks("portfolio_alignment", sensor, limit=50)
         creating = [t for t in ticks if run_id in (t["runIds"] or [])]
         if creating:
             return ticks, creating[0]
@@ -82,7 +82,7 @@ def _creating_tick(svc, sensor: str, run_id: str, timeout: float) -> tuple[list[
 def _wait_idle(svc, sensor: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in svc.runs()):
+        if all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in svc.client.runs()):
             return
         time.sleep(1)
     raise RuntimeError(f"runs still going after {timeout:.0f}s")
@@ -91,40 +91,48 @@ def _wait_idle(svc, sensor: str, timeout: float) -> None:
 def run(reps: int, interval: int, timeout: float = 600.0) -> dict:
     from mesh_assets.orchestration.automation import sensor_name
     from mesh_assets.orchestration.services import DagsterServices
+    from mesh_assets.settings import MeshSettings
 
     sensor = sensor_name("portfolio_alignment")
     work = Path(tempfile.mkdtemp(prefix="mesh-trigger-bench-"))
     try:
-        env = {"MESH_TRIGGER_INTERVAL": str(interval), "MESH_RAW_DIR": str(REPO_ROOT / "data" / "raw")}
+        settings = MeshSettings.from_env(
+            "local",
+            {
+                **os.environ,
+                "MESH_TRIGGER_INTERVAL": str(interval),
+                "MESH_RAW_DIR": str(REPO_ROOT / "data" / "raw"),
+            },
+        ).replace(home=work / "mesh")
         t0 = time.monotonic()
-        with DagsterServices(
-            profile="local", webserver_port=_free_port(), mesh_home=work / "mesh", env=env
-        ) as svc:
+        with DagsterServices(settings, webserver_port=_free_port()) as svc:
             _say(f"services up in {time.monotonic() - t0:.0f}s ({svc.url}, logs {svc.log_dir})")
             t0 = time.monotonic()
-            nodes = svc.graphql(
+            nodes = svc.client.graphql(
                 "{ assetNodes { assetKey { path } isPartitioned partitionKeys repository { location { name } } } }"
             )["assetNodes"]
             bench = [n for n in nodes if n["repository"]["location"]["name"] == "benchmarks"]
             seeds = [
-                svc.launch_assets(
+                svc.client.launch_assets(
                     "benchmarks", [n["assetKey"]["path"] for n in bench if not n["isPartitioned"]]
                 )
             ]
             for n in (n for n in bench if n["isPartitioned"]):
                 keys = n["partitionKeys"]
                 seeds.append(
-                    svc.launch_assets(
+                    svc.client.launch_assets(
                         "benchmarks", [n["assetKey"]["path"]], partition_range=(keys[0], keys[-1])
                     )
                 )
-            seeds.append(svc.launch_assets("emissions", SEED_EMISSIONS))
+            seeds.append(svc.client.launch_assets("emissions", SEED_EMISSIONS))
             for run_id in seeds:
-                status = svc.wait_for_run(run_id, timeout)["status"]
+                status = svc.client.wait_for_run(run_id, timeout)["status"]
                 if status != "SUCCESS":
                     raise RuntimeError(f"seed run {run_id} {status}")
             deadline = time.monotonic() + timeout
-            while not any(r["status"] == "SUCCESS" for r in svc.runs(tags={"dagster/sensor_name": sensor})):
+            while not any(
+                r["status"] == "SUCCESS" for r in svc.client.runs(tags={"dagster/sensor_name": sensor})
+            ):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the seed never reached portfolio_alignment")
                 time.sleep(1)
@@ -135,7 +143,7 @@ def run(reps: int, interval: int, timeout: float = 600.0) -> dict:
             samples: list[float] = []
             ticks_late: list[int] = []
             for i in range(reps):
-                upstream = svc.wait_for_run(svc.launch_assets("emissions", [UPSTREAM]), timeout)
+                upstream = svc.client.wait_for_run(svc.client.launch_assets("emissions", [UPSTREAM]), timeout)
                 if upstream["status"] != "SUCCESS":
                     raise RuntimeError(f"upstream run {upstream['runId']} {upstream['status']}")
                 downstream = _wait_sensor_run(svc, sensor, upstream["runId"], timeout)
@@ -149,12 +157,12 @@ def run(reps: int, interval: int, timeout: float = 600.0) -> dict:
                     f"({latency / interval:.2f} x interval); created by tick #{len(earlier) + 1} after the "
                     f"upstream success, {creating['timestamp'] - upstream['endTime']:.1f}s after it"
                 )
-                done = svc.wait_for_run(downstream["runId"], timeout)
+                done = svc.client.wait_for_run(downstream["runId"], timeout)
                 if done["status"] != "SUCCESS":
                     raise RuntimeError(f"downstream run {done['runId']} {done['status']}")
                 _wait_idle(svc, sensor, timeout)
             stamps = sorted(
-                t["timestamp"] for t in svc.sensor_ticks("portfolio_alignment", sensor, limit=200)
+                t["timestamp"] for t in svc.client.sensor_ticks("portfolio_alignment", sensor, limit=200)
             )
             gaps = [b - a for a, b in itertools.pairwise(stamps)]
         return {

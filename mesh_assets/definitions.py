@@ -1,9 +1,17 @@
 """One function turns a domain's modules into its code location's ``dg.Definitions``.
 
-A domain declares *what* it publishes (assets keyed ``[domain, name]``, checks) and the
-platform decides *how*: storage (the Iceberg IO manager of the active profile), raw-input access,
-group and kind tags. Later capabilities (contracts, sensors on consumed products, maintenance
-jobs) plug in here, so every domain gets them by upgrading the platform, not by editing code.
+A domain declares *what* it publishes (assets keyed ``[domain, name]``, checks, contracts, dbt
+models) and the platform decides *how*: storage (the Iceberg IO manager of the profile), raw-input
+access, group and kind tags, contract checks with write-audit-publish, the cross-domain trigger
+sensor, table maintenance. Every domain gets a new capability by upgrading the platform, not by
+editing its code. A domain's ``definitions.py`` is therefore a few lines::
+
+    @dg.definitions
+    def defs() -> dg.Definitions:
+        return domain_definitions(assets)
+
+This is an edge: the settings are read from the environment here, once, when the code location
+loads (or passed in by a test), and reach every resource, check and sensor from here.
 """
 
 from __future__ import annotations
@@ -11,16 +19,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import dagster as dg
 
 from mesh_assets.contracts.checks import contract_check
 from mesh_assets.contracts.model import ProductContract, domain_contracts
 from mesh_assets.dbt import dbt_project_assets, domain_project_dir
+from mesh_assets.ingest.raw import RawInputs
+from mesh_assets.lakehouse.io_manager import IcebergIOManager
 from mesh_assets.lakehouse.maintenance import maintenance_job, maintenance_schedule
-from mesh_assets.orchestration.automation import domain_sensors
-from mesh_assets.resources import resources_for
-from mesh_assets.settings import REPO_ROOT
+from mesh_assets.lakehouse.trino import TrinoResource
+from mesh_assets.orchestration.automation import DomainGraph, domain_sensors
+from mesh_assets.resources import MeshResource
+from mesh_assets.settings import REPO_ROOT, MeshSettings, get_settings
 
 
 class DomainDefinitionError(ValueError):
@@ -86,13 +98,36 @@ def _governed(spec: dg.AssetSpec, domain: str, contract: ProductContract | None)
     return spec
 
 
-def consumed_keys(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetKey]:
-    """Upstream keys the domain reads but does not define: products of other domains."""
-    defined = {key for a in assets for key in a.keys}
-    return sorted(
-        {dep for a in assets for deps in a.asset_deps.values() for dep in deps} - defined,
-        key=lambda k: k.path,
-    )
+def resources_for(settings: MeshSettings) -> dict[str, Any]:
+    """Resources by key for ``settings``: what a code location (or a test's ``dg.materialize``) binds.
+
+    ``mesh`` carries the settings; the IO manager and Trino hold the same resource, so every part
+    of a run sees one frozen settings object.
+    """
+    mesh = MeshResource.of(settings)
+    return {
+        "mesh": mesh,
+        "io_manager": IcebergIOManager(mesh=mesh),
+        "raw": RawInputs(root=str(settings.raw_dir)),
+        "trino": TrinoResource(mesh=mesh),
+    }
+
+
+def domain_of(module: ModuleType) -> str:
+    """The domain a module belongs to: the package under ``domains`` (``domains.emissions.assets`` -> emissions)."""
+    parts = module.__name__.split(".")
+    if len(parts) < 2:
+        raise DomainDefinitionError(
+            f"module {module.__name__!r} is not inside a domain package: put it under domains/<name>/"
+        )
+    return parts[-2]
+
+
+def domain_definitions(*modules: ModuleType, **options: Any) -> dg.Definitions:
+    """:func:`build_domain_definitions` for the domain the modules' package is named after."""
+    if not modules:
+        raise DomainDefinitionError("domain_definitions needs the domain's asset module(s)")
+    return build_domain_definitions(domain_of(modules[0]), *modules, **options)
 
 
 def build_domain_definitions(
@@ -102,18 +137,21 @@ def build_domain_definitions(
     schedules: Sequence[dg.ScheduleDefinition] = (),
     sensors: Sequence[dg.SensorDefinition] = (),
     dbt_project_dir: str | Path | None = None,
+    settings: MeshSettings | None = None,
 ) -> dg.Definitions:
     """The code location of ``domain``: its assets and checks with the platform's resources.
 
     The domain's dbt project (``dbt_projects/<domain>``, or ``dbt_project_dir``) adds its marts as
-    assets of the same location, from the manifest prepared at build time.
+    assets of the same location, from the manifest prepared at build time. ``settings`` default to
+    the environment's, read here: a code location's load is one of the platform's edges.
     """
+    settings = settings or get_settings()
     assets = [
         a
         for a in dg.load_assets_from_modules(modules, group_name=domain)
         if isinstance(a, dg.AssetsDefinition)
     ]
-    contracts = domain_contracts(Path(modules[0].__file__).parent / "contracts") if modules else {}
+    contracts = domain_contracts(Path(str(modules[0].__file__)).parent / "contracts") if modules else {}
     project_dir = Path(dbt_project_dir) if dbt_project_dir else domain_project_dir(domain)
     dbt_assets = dbt_project_assets(domain, project_dir, contracts) if project_dir else []
     # dbt models run their contract inside the dbt step, before they are published
@@ -124,7 +162,8 @@ def build_domain_definitions(
     governed = [contracts[key] for a in assets for key in a.keys if key in contracts and key not in dbt_keys]
     # Products of other domains appear here as external specs: the code location loads alone,
     # and the workspace joins them to their producer, so lineage crosses code locations.
-    external = [dg.AssetSpec(key) for key in consumed_keys(assets)]
+    graph = DomainGraph.of(assets)
+    external = [dg.AssetSpec(key) for key in graph.consumed()]
     maintenance = maintenance_job(domain)
     return dg.Definitions(
         assets=[*assets, *external],
@@ -134,8 +173,8 @@ def build_domain_definitions(
         ],
         jobs=[*jobs, maintenance],
         schedules=[*schedules, maintenance_schedule(maintenance)],
-        sensors=[*sensors, *domain_sensors(domain, assets)],
-        resources=resources_for(),
+        sensors=[*sensors, *domain_sensors(domain, graph, settings.trigger_interval)],
+        resources=resources_for(settings),
         # Steps run inside the run's process: a domain's steps are small, and starting a Python
         # process per step (the multiprocess default) costs more than the step on a small machine.
         executor=dg.in_process_executor,

@@ -1,24 +1,53 @@
-"""The one environment helper: which resources a code location gets for the active profile."""
+"""The ``mesh`` resource: the platform's settings, as every code location's runs receive them.
+
+Settings reach every part of a run through one resource, :class:`MeshResource`, resolved once when
+the code location loads (``mesh_assets.definitions``) and shown in the UI like any resource config
+(it holds no secret: credentials are read by :class:`~mesh_assets.settings.MeshSettings` from the
+environment or the secret files when a connection is opened). The IO manager and the Trino
+resource hold it as a nested resource, so a run never turns a profile name back into settings.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from mesh_assets.ingest.raw import RawInputs
-from mesh_assets.lakehouse.io_manager import IcebergIOManager
-from mesh_assets.lakehouse.trino import TrinoResource
-from mesh_assets.settings import MeshSettings, get_settings
+import dagster as dg
+
+from mesh_assets.settings import MeshSettings
 
 
-def resources_for(settings: MeshSettings | None = None) -> dict[str, Any]:
-    """Resources by key for ``settings`` (default: the ``MESH_PROFILE`` of the environment).
+@functools.cache
+def _settings(config: tuple[tuple[str, Any], ...]) -> MeshSettings:
+    values = {k: dict(v) if k == "ports" else v for k, v in config}
+    return MeshSettings.from_config(values)
 
-    Only the profile name goes into resource config: credentials are resolved at run time from
-    the environment, so they never show up in the UI or in run config.
-    """
-    settings = settings or get_settings()
-    return {
-        "io_manager": IcebergIOManager(profile=settings.profile.value),
-        "raw": RawInputs(root=str(settings.raw_dir)),
-        "trino": TrinoResource(profile=settings.profile.value),
-    }
+
+class MeshResource(dg.ConfigurableResource):
+    """The platform's settings as a resource: profile, paths, host and ports (never secrets)."""
+
+    profile: str
+    home: str
+    raw_dir: str
+    host: str
+    ports: dict[str, int]
+    s3_bucket: str
+    trigger_interval: int
+
+    @classmethod
+    def of(cls, settings: MeshSettings) -> MeshResource:
+        return cls(**settings.to_config())
+
+    @property
+    def settings(self) -> MeshSettings:
+        """The frozen settings (built once per process for the same config)."""
+        config = {
+            "profile": self.profile,
+            "home": self.home,
+            "raw_dir": self.raw_dir,
+            "host": self.host,
+            "ports": tuple(sorted(self.ports.items())),
+            "s3_bucket": self.s3_bucket,
+            "trigger_interval": self.trigger_interval,
+        }
+        return _settings(tuple(config.items()))

@@ -5,21 +5,31 @@ environment (``MESH_*`` variables) with defaults that make the embedded ``local`
 with no server at all. The shell scripts under ``deploy/local/`` read the same values through
 ``python -m mesh_assets.settings env`` so that a port is defined once, here.
 
+Settings flow one way. This is the only module that reads ``os.environ``, and only when an edge
+asks it to: the CLI, a code location's load (``mesh_assets.definitions``), the dbt-duckdb plugin in
+dbt's process. The result is one frozen :class:`MeshSettings` that every other part receives as an
+argument or through the ``mesh`` Dagster resource (:class:`mesh_assets.resources.MeshResource`).
+Nothing writes settings back into the environment: a subprocess gets ``env=settings.process_env()``.
+
 Secrets (database and S3 credentials) are never defaults in code: they come from the
-environment or from files under ``$MESH_HOME/secrets`` that ``mesh infra up`` creates with
-mode 0600. They are kept out of ``repr`` so they do not leak into logs or Dagster metadata.
+environment captured with the settings or from files under ``$MESH_HOME/secrets`` that
+``mesh infra up`` creates with mode 0600. They are kept out of ``repr`` so they do not leak into
+logs or Dagster metadata.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import os
 import secrets
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,21 +56,20 @@ DEFAULT_PORTS: dict[str, int] = {
     "trino": 8088,
     "airflow": 8089,
     "dagster_webserver": 3070,
-    "dagster_grpc_base": 4270,
 }
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+def _get(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name)
+    return value if value else default
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = _env(name, str(default))
+def _int(environ: Mapping[str, str], name: str, default: int, what: str = "a whole number") -> int:
+    raw = _get(environ, name, str(default))
     try:
-        return int(raw)  # type: ignore[arg-type]
+        return int(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+        raise ValueError(f"{name}={raw!r} is not {what}") from None
 
 
 @dataclass(frozen=True)
@@ -73,16 +82,17 @@ class Ports:
         except KeyError:
             raise AttributeError(f"no port named {name!r}; known: {sorted(self.values)}") from None
 
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.values.items())))
+
     @classmethod
-    def from_env(cls) -> Ports:
-        values = {}
-        for name, default in DEFAULT_PORTS.items():
-            raw = _env(f"MESH_PORT_{name.upper()}", str(default))
-            try:
-                values[name] = int(raw)  # type: ignore[arg-type]
-            except ValueError:
-                raise ValueError(f"MESH_PORT_{name.upper()}={raw!r} is not a port number") from None
-        return cls(values)
+    def from_env(cls, environ: Mapping[str, str]) -> Ports:
+        return cls(
+            {
+                name: _int(environ, f"MESH_PORT_{name.upper()}", default, "a port number")
+                for name, default in DEFAULT_PORTS.items()
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -105,11 +115,17 @@ class MeshSettings:
     # Minimum seconds between two ticks of a domain's cross-domain trigger sensor
     # (mesh_assets/orchestration/automation.py); MESH_TRIGGER_INTERVAL. The sensor daemon loops every 5 s at most.
     trigger_interval: int = 15
-    _overrides: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The environment the settings were read from: what subprocesses inherit (PATH, HOME, ...) and
+    # where MESH_<SECRET> credentials come from. Never shown: it may hold secrets.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @classmethod
-    def from_env(cls, profile: str | Profile | None = None) -> MeshSettings:
-        raw_profile = str(profile or _env("MESH_PROFILE", Profile.LOCAL.value)).lower()
+    def from_env(
+        cls, profile: str | Profile | None = None, environ: Mapping[str, str] | None = None
+    ) -> MeshSettings:
+        """Read the settings from ``environ`` (default: this process's environment), once."""
+        env = dict(os.environ if environ is None else environ)
+        raw_profile = str(profile or _get(env, "MESH_PROFILE", Profile.LOCAL.value)).lower()
         try:
             resolved = Profile(raw_profile)
         except ValueError:
@@ -117,16 +133,51 @@ class MeshSettings:
             raise ValueError(
                 f"unknown profile {raw_profile!r} (MESH_PROFILE): choose one of {choices}"
             ) from None
-        home = Path(_env("MESH_HOME", str(REPO_ROOT / ".mesh"))).resolve()  # type: ignore[arg-type]
-        raw_dir = Path(_env("MESH_RAW_DIR", str(REPO_ROOT / "data" / "raw"))).resolve()  # type: ignore[arg-type]
         return cls(
             profile=resolved,
-            home=home,
-            raw_dir=raw_dir,
-            ports=Ports.from_env(),
-            host=_env("MESH_HOST", "127.0.0.1"),  # type: ignore[arg-type]
-            s3_bucket=_env("MESH_S3_BUCKET", "warehouse"),  # type: ignore[arg-type]
-            trigger_interval=_int_env("MESH_TRIGGER_INTERVAL", 15),
+            home=Path(_get(env, "MESH_HOME", str(REPO_ROOT / ".mesh"))).resolve(),
+            raw_dir=Path(_get(env, "MESH_RAW_DIR", str(REPO_ROOT / "data" / "raw"))).resolve(),
+            ports=Ports.from_env(env),
+            host=_get(env, "MESH_HOST", "127.0.0.1"),
+            s3_bucket=_get(env, "MESH_S3_BUCKET", "warehouse"),
+            trigger_interval=_int(env, "MESH_TRIGGER_INTERVAL", 15),
+            environ=env,
+        )
+
+    def replace(self, **changes: Any) -> MeshSettings:
+        """A copy with ``changes`` (e.g. ``profile=Profile.LAKE``, ``home=tmp``)."""
+        if "profile" in changes:
+            changes["profile"] = Profile(str(changes["profile"]).lower())
+        for name in ("home", "raw_dir"):
+            if name in changes:
+                changes[name] = Path(changes[name]).resolve()
+        return dataclasses.replace(self, **changes)
+
+    # ---- what a Dagster resource carries (no secrets) ------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        """The non-secret settings as plain values: the ``mesh`` resource's config."""
+        return {
+            "profile": self.profile.value,
+            "home": str(self.home),
+            "raw_dir": str(self.raw_dir),
+            "host": self.host,
+            "ports": dict(self.ports.values),
+            "s3_bucket": self.s3_bucket,
+            "trigger_interval": self.trigger_interval,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> MeshSettings:
+        """Settings from :meth:`to_config` values; ``environ`` supplies only secrets and the process env."""
+        return cls(
+            profile=Profile(config["profile"]),
+            home=Path(config["home"]),
+            raw_dir=Path(config["raw_dir"]),
+            ports=Ports({**DEFAULT_PORTS, **config["ports"]}),
+            host=config["host"],
+            s3_bucket=config["s3_bucket"],
+            trigger_interval=int(config["trigger_interval"]),
+            environ=dict(os.environ if environ is None else environ),
         )
 
     # ---- paths -------------------------------------------------------------------------------
@@ -186,7 +237,7 @@ class MeshSettings:
     # ---- secrets ---------------------------------------------------------------------------
     def secret(self, name: str) -> str:
         """A credential from ``MESH_<NAME>`` or ``$MESH_HOME/secrets/<name>``; never a code default."""
-        value = _env(f"MESH_{name.upper()}")
+        value = self.environ.get(f"MESH_{name.upper()}")
         if value:
             return value
         path = self.secrets_dir / name
@@ -208,7 +259,7 @@ class MeshSettings:
         }
         for name, make in generated.items():
             path = self.secrets_dir / name
-            if not path.exists() and not _env(f"MESH_{name.upper()}"):
+            if not path.exists() and not self.environ.get(f"MESH_{name.upper()}"):
                 path.write_text(make() + "\n")
                 os.chmod(path, 0o600)
 
@@ -230,18 +281,55 @@ class MeshSettings:
             "MESH_REPO_ROOT": str(REPO_ROOT),
         }
         env.update({f"MESH_PORT_{k.upper()}": str(v) for k, v in self.ports.values.items()})
+        env["MESH_RAW_DIR"] = str(self.raw_dir)
+        env["MESH_TRIGGER_INTERVAL"] = str(self.trigger_interval)
         return env
+
+    def library_env(self) -> dict[str, str]:
+        """Variables that libraries read only from the process environment, for this profile.
+
+        The AWS SDK inside pyarrow (pyiceberg's S3 file IO) sends streaming checksums by default,
+        which the Ceph gateway rejects (HTTP 411 on UploadPart); it has no option for it but
+        these variables.
+        """
+        if self.profile is not Profile.LAKE:
+            return {}
+        return {
+            "AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED",
+            "AWS_RESPONSE_CHECKSUM_VALIDATION": "WHEN_REQUIRED",
+        }
+
+    def configure_libraries(self) -> None:
+        """Give this process the :meth:`library_env` defaults (never overriding a value already set).
+
+        The one write to ``os.environ`` in the platform, for libraries that read nothing else;
+        called where the lake's object store is first opened (``lakehouse.catalog``).
+        """
+        for key, value in self.library_env().items():
+            os.environ.setdefault(key, value)
+
+    def process_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a subprocess that must resolve these very settings.
+
+        The captured environment (PATH, HOME, credentials given as ``MESH_<SECRET>``) overlaid with
+        every setting as its ``MESH_*`` variable, then ``extra``. Passed as ``env=``, never by
+        changing ``os.environ``.
+        """
+        return {**self.library_env(), **self.environ, **self.shell_env(), **(extra or {})}
 
 
 @functools.cache
 def _cached(profile: str | None, env_key: tuple[tuple[str, str], ...]) -> MeshSettings:
-    return MeshSettings.from_env(profile)
+    return MeshSettings.from_env(profile, dict(env_key))
 
 
 def get_settings(profile: str | Profile | None = None) -> MeshSettings:
-    """Settings for ``profile`` (default: ``MESH_PROFILE``), cached per environment."""
-    env_key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("MESH_")))
-    return _cached(str(profile) if profile else None, env_key)
+    """The settings of this process's environment (for ``profile``, default ``MESH_PROFILE``).
+
+    For edges only (the CLI, a code location's load, a tool's entry point): everything below them
+    receives the settings they resolved. Cached per environment, so repeated loads are free.
+    """
+    return _cached(str(profile) if profile else None, tuple(sorted(os.environ.items())))
 
 
 def _main(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ from mesh_assets.settings import get_settings
 
 @pytest.fixture
 def resources(mesh_home):
-    return {"io_manager": IcebergIOManager(profile="local")}
+    return {"io_manager": IcebergIOManager.for_settings(get_settings("local"))}
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mesh_assets.definitions import resources_for
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.maintenance import maintenance_job, orphan_files
 from mesh_assets.lakehouse.tables import IcebergTables, TableRef
-from mesh_assets.resources import resources_for
 from mesh_assets.settings import get_settings
 
 
@@ -47,7 +47,7 @@ def test_maintenance_compacts_expires_and_removes_orphans(mesh_home):
             }
         }
     }
-    result = job.execute_in_process(resources=resources_for(), run_config=run_config)
+    result = job.execute_in_process(resources=resources_for(get_settings()), run_config=run_config)
     assert result.success
 
     table = table.refresh()
@@ -67,9 +67,28 @@ def test_maintenance_compacts_expires_and_removes_orphans(mesh_home):
 
 
 def test_every_domain_has_a_scheduled_maintenance_job():
-    from domains.emissions.definitions import defs
+    from domains.emissions import definitions
 
+    defs = definitions.defs()
     assert defs.get_job_def("emissions_table_maintenance") is not None
     schedule = defs.get_schedule_def("emissions_table_maintenance_schedule")
     assert schedule.cron_schedule == "30 2 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_snapshot_expiry_follows_the_reference_time_it_is_given(mesh_home):
+    """Retention counts back from ``now`` (the op's start, or a replayed schedule's tick), not the clock."""
+    from datetime import UTC, datetime, timedelta
+
+    from mesh_assets.lakehouse.maintenance import MaintenanceConfig, maintain_local
+
+    tables = IcebergTables(load_catalog(get_settings()))
+    ref = TableRef("ops", "history")
+    for i in range(3):
+        tables.write(ref, pd.DataFrame({"i": [i]}), mode="append")
+    table = load_catalog(get_settings()).load_table("ops.history")
+    config = MaintenanceConfig(snapshot_retention_hours=24, orphan_retention_hours=24, compact_min_files=100)
+    a_day_ago = datetime.now(UTC) - timedelta(days=2)
+    assert maintain_local(table, config, a_day_ago)["snapshots_expired"] == 0  # all younger than now - 24 h
+    tomorrow = datetime.now(UTC) + timedelta(days=2)
+    assert maintain_local(table.refresh(), config, tomorrow)["snapshots_expired"] == 2  # all but the last

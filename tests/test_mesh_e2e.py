@@ -7,13 +7,12 @@ import subprocess
 import dagster as dg
 import pandas as pd
 import pytest
-from dagster._core.instance import DagsterInstance, InstanceRef
-from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from mesh_assets.lakehouse.catalog import load_catalog
-from mesh_assets.orchestration.instance import prepare_dagster_home
-from mesh_assets.orchestration.runner import MeshWorkspace
-from mesh_assets.settings import REPO_ROOT, get_settings
+from mesh_assets.orchestration import runner
+from mesh_assets.orchestration.instance import open_instance
+from mesh_assets.orchestration.services import DagsterServices
+from mesh_assets.settings import REPO_ROOT, MeshSettings
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 DOMAINS = ["benchmarks", "companies", "emissions", "portfolio_alignment"]
@@ -28,23 +27,29 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def materialized(tmp_path_factory):
-    """The whole mesh materialized once into a fresh local profile."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MESH_HOME", str(tmp_path_factory.mktemp("mesh")))
-    mp.setenv("MESH_PROFILE", "local")
-    prepare_dagster_home(get_settings())
-    with dg.DagsterInstance.get() as instance, MeshWorkspace(WORKSPACE, instance) as mesh:
-        nodes = mesh.asset_nodes()
-        runs = mesh.materialize_all()
-        yield instance, mesh, nodes, runs
-    mp.undo()
+def settings(tmp_path_factory) -> MeshSettings:
+    return MeshSettings.from_env("local").replace(home=tmp_path_factory.mktemp("mesh"))
+
+
+@pytest.fixture(scope="module")
+def materialized(settings):
+    """The whole mesh materialized once into a fresh local profile, as `mesh demo` does."""
+    with DagsterServices(settings, daemon=False, webserver_port=0) as svc:
+        nodes = runner.asset_nodes(svc.client)
+        runs = runner.materialize_all(svc.client, nodes=nodes)
+        with svc.open_instance() as instance:
+            yield instance, svc, nodes, runs
+
+
+def key(node: runner.AssetNode) -> dg.AssetKey:
+    return dg.AssetKey(list(node.path))
 
 
 def test_each_domain_is_its_own_code_location(materialized):
-    _, mesh, nodes, _ = materialized
-    assert mesh.location_names == DOMAINS
-    by_location = {loc: sorted(n.key.path[-1] for n in nodes if n.location == loc) for loc in DOMAINS}
+    _, svc, nodes, _ = materialized
+    assert svc.location_names == DOMAINS
+    assert set(svc.client.locations()) == set(DOMAINS)
+    by_location = {loc: sorted(n.path[-1] for n in nodes if n.location == loc) for loc in DOMAINS}
     assert by_location == {
         "benchmarks": ["country_regions", "intensity_pathways", "production_pathways"],
         "companies": ["company_master"],
@@ -65,8 +70,8 @@ def test_each_domain_is_its_own_code_location(materialized):
 
 
 def test_lineage_crosses_code_locations_and_sets_the_order(materialized):
-    _, mesh, nodes, _ = materialized
-    deps = {n.key.to_user_string(): {d.to_user_string() for d in n.deps} for n in nodes}
+    _, _, nodes, _ = materialized
+    deps = {n.name: {"/".join(d) for d in n.deps} for n in nodes}
     assert deps["companies/company_master"] == {"benchmarks/country_regions"}
     assert {
         "companies/company_master",
@@ -76,7 +81,7 @@ def test_lineage_crosses_code_locations_and_sets_the_order(materialized):
         "benchmarks/intensity_pathways",
     } <= deps["portfolio_alignment/company_temperature_scores"]
     # emissions' dbt models read companies.company_master: emissions runs after companies
-    assert mesh.location_layers(nodes) == [
+    assert runner.location_layers(nodes) == [
         ["benchmarks"],
         ["companies"],
         ["emissions"],
@@ -86,33 +91,33 @@ def test_lineage_crosses_code_locations_and_sets_the_order(materialized):
 
 def test_every_run_succeeded_and_is_recorded_against_its_code_location(materialized):
     instance, _, _, runs = materialized
-    assert runs and all(r.status is DagsterRunStatus.SUCCESS for r in runs)
+    assert runs and all(r.succeeded for r in runs)
     for launched in runs:
         run = instance.get_run_by_id(launched.run_id)
         assert run.remote_job_origin.location_name == launched.location
     partitioned = [r for r in runs if r.partition_range]
-    assert sorted(r.assets[0].path for r in partitioned) == [
+    assert sorted(list(r.assets[0]) for r in partitioned) == [
         ["benchmarks", "intensity_pathways"],
         ["emissions", "sector_emissions_yearly"],
     ]
 
 
-def test_every_table_matches_its_latest_materialization(materialized):
+def test_every_table_matches_its_latest_materialization(materialized, settings):
     instance, _, nodes, _ = materialized
-    catalog = load_catalog(get_settings())
+    catalog = load_catalog(settings)
     for node in nodes:
-        event = instance.get_latest_materialization_event(node.key)
-        assert event is not None, node.key
+        event = instance.get_latest_materialization_event(key(node))
+        assert event is not None, node.path
         metadata = event.asset_materialization.metadata
-        table = catalog.load_table(".".join(node.key.path))
+        table = catalog.load_table(".".join(node.path))
         assert metadata["iceberg/snapshot_id"].value == table.current_snapshot().snapshot_id
         assert metadata["iceberg/table_row_count"].value == len(table.scan().to_arrow()) > 0
-        if node.key not in DBT_MODELS:  # Python assets report what cleaning set aside
+        if key(node) not in DBT_MODELS:  # Python assets report what cleaning set aside
             assert "mesh/rejected_rows" in metadata
 
 
-def test_portfolio_score_is_published(materialized):
-    catalog = load_catalog(get_settings())
+def test_portfolio_score_is_published(materialized, settings):
+    catalog = load_catalog(settings)
     score = catalog.load_table("portfolio_alignment.portfolio_temperature_score").scan().to_pandas()
     assert len(score) >= 1
     numeric = score.select_dtypes("number")
@@ -121,11 +126,11 @@ def test_portfolio_score_is_published(materialized):
     assert 1.2 <= float(score[temperature[0]].iloc[0]) <= 4.5
 
 
-def test_dbt_models_pass_their_tests_and_contract_before_they_are_published(materialized):
+def test_dbt_models_pass_their_tests_and_contract_before_they_are_published(materialized, settings):
     instance, _, _, _ = materialized
-    for key in DBT_MODELS:
-        table = load_catalog(get_settings()).load_table(".".join(key.path))
-        assert table.current_snapshot().summary["mesh.dbt.model"] == f"model.{key.path[0]}.{key.path[1]}"
+    for model in DBT_MODELS:
+        table = load_catalog(settings).load_table(".".join(model.path))
+        assert table.current_snapshot().summary["mesh.dbt.model"] == f"model.{model.path[0]}.{model.path[1]}"
     not_null = dg.AssetCheckKey(
         dg.AssetKey(["emissions", "company_emission_intensity"]),
         "unique_company_emission_intensity_company_year",
@@ -139,10 +144,10 @@ def test_dbt_models_pass_their_tests_and_contract_before_they_are_published(mate
     assert records and records[0].status.value == "SUCCEEDED"
 
 
-def test_dbt_portfolio_score_equals_the_python_reference(materialized):
+def test_dbt_portfolio_score_equals_the_python_reference(materialized, settings):
     from domains.portfolio_alignment import transforms
 
-    catalog = load_catalog(get_settings())
+    catalog = load_catalog(settings)
 
     def read(name):
         return catalog.load_table(name).scan().to_pandas()
@@ -178,22 +183,26 @@ def test_mesh_demo_command_prints_tables_and_score(tmp_path):
         "portfolio_alignment.portfolio_temperature_score",
     ]:
         assert table in out
-    assert "portfolio temperature score (OECM_1_5C, scope S1S2;" in out
-    assert re.search(r"WATS +[1-4]\.[0-9]{2} °C", out), out[-800:]
+    # the headline columns the portfolio score's contract names, with a plausible figure
+    assert "portfolio_alignment.portfolio_temperature_score:" in out
+    assert re.search(r"\bWATS\s+[1-4]\.[0-9]{2}\b", out), out[-1500:]
+    # one screen: a line per run, the tables and the headline; no dbt or service log lines
+    assert len(out.splitlines()) < 40, out
+    assert "keyring" not in result.stderr + out and "\x1b[" not in out
     # The runs are in the persistent instance the UI reads.
-    home = tmp_path / "demo" / "local" / "dagster"
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    settings = MeshSettings.from_env("local").replace(home=tmp_path / "demo")
+    with open_instance(settings) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 6 and all(r.status is DagsterRunStatus.SUCCESS for r in runs)
+        assert len(runs) == 6 and all(r.status.value == "SUCCESS" for r in runs)
         assert {r.remote_job_origin.location_name for r in runs} == set(DOMAINS)
 
 
-def test_dbt_docs_describe_the_staged_models(materialized):
+def test_dbt_docs_describe_the_staged_models(materialized, settings):
     import json
 
     from mesh_assets.dbt.prepare import generate_docs
 
-    site = generate_docs("portfolio_alignment", get_settings())
+    site = generate_docs("portfolio_alignment", settings)
     assert site.is_file()
     catalog = json.loads((site.parent / "catalog.json").read_text())
     [node] = [n for uid, n in catalog["nodes"].items() if uid.endswith(".portfolio_temperature_score")]

@@ -61,8 +61,9 @@ def test_asset_without_contract_and_orphan_contract_are_reported(mesh_home, work
 def test_breaking_change_needs_a_new_major_version(mesh_home, workspace_copy):
     import dagster as dg
 
-    from domains.benchmarks.definitions import defs
+    from domains.benchmarks import definitions
 
+    defs = definitions.defs()  # the location as its code server loads it, with this test's MESH_HOME
     key = dg.AssetKey(["benchmarks", "country_regions"])
     job = defs.resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.ephemeral() as instance:

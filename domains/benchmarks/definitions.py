@@ -1,4 +1,11 @@
-from domains.benchmarks import assets
-from mesh_assets.definitions import build_domain_definitions
+"""The benchmarks domain's code location: its assets, with everything else from the platform."""
 
-defs = build_domain_definitions("benchmarks", assets)
+import dagster as dg
+
+from domains.benchmarks import assets
+from mesh_assets.definitions import domain_definitions
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return domain_definitions(assets)

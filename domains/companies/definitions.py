@@ -1,4 +1,11 @@
-from domains.companies import assets
-from mesh_assets.definitions import build_domain_definitions
+"""The companies domain's code location: its assets, with everything else from the platform."""
 
-defs = build_domain_definitions("companies", assets)
+import dagster as dg
+
+from domains.companies import assets
+from mesh_assets.definitions import domain_definitions
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return domain_definitions(assets)

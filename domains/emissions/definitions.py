@@ -1,4 +1,11 @@
-from domains.emissions import assets
-from mesh_assets.definitions import build_domain_definitions
+"""The emissions domain's code location: its assets, with everything else from the platform."""
 
-defs = build_domain_definitions("emissions", assets)
+import dagster as dg
+
+from domains.emissions import assets
+from mesh_assets.definitions import domain_definitions
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return domain_definitions(assets)

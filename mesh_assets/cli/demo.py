@@ -1,97 +1,120 @@
-"""``mesh demo``: the main job. Materializes the whole mesh and prints what it published."""
+"""``mesh demo``: the main job. Materializes the whole mesh and prints what it published.
+
+It starts the mesh's Dagster services (a code server per domain and a webserver on a free port,
+no daemon), launches every location's runs in dependency order through GraphQL, as the UI would,
+and prints one line per run, a table of every product (rows, snapshot) and the headline columns
+each product's contract names (``customProperties: headline``). What the runs log goes to the
+run logs in the UI and to the services' log files, not to this terminal.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
 import click
-import dagster as dg
 
-from mesh_assets.orchestration.instance import prepare_dagster_home
-from mesh_assets.orchestration.runner import MeshRunError, MeshWorkspace
-from mesh_assets.settings import get_settings
+from mesh_assets.contracts.model import ProductContract, domain_contracts
+from mesh_assets.orchestration.client import DagsterClientError, RunOutcome
+from mesh_assets.orchestration.runner import MeshRunError, asset_nodes, location_layers, materialize_all
+from mesh_assets.orchestration.services import DagsterServices, ServiceError
+from mesh_assets.settings import MeshSettings
+from mesh_assets.workspace import locations
 
-SCORE_TABLE = "portfolio_alignment.portfolio_temperature_score"
+HEADLINE_ROWS = 12
 
 
-def summarize(
-    instance: dg.DagsterInstance, keys: list[dg.AssetKey]
-) -> list[tuple[str, int | None, int | None]]:
-    """(table, rows, snapshot id) from each asset's latest materialization."""
-    rows = []
-    for key in sorted(keys, key=lambda k: k.path):
-        event = instance.get_latest_materialization_event(key)
-        metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
-        total = metadata.get("iceberg/table_row_count") or metadata.get("dagster/row_count")
-        snapshot = metadata.get("iceberg/snapshot_id")
-        rows.append(
-            (".".join(key.path), total.value if total else None, snapshot.value if snapshot else None)
+def _contracts(workspace: Path) -> dict[tuple[str, ...], ProductContract]:
+    found: dict[tuple[str, ...], ProductContract] = {}
+    for location in locations(workspace):
+        spec = importlib.util.find_spec(location.module_name)
+        if spec is None or spec.origin is None:
+            continue
+        for key, contract in domain_contracts(Path(spec.origin).parent / "contracts").items():
+            found[tuple(key.path)] = contract
+    return found
+
+
+def _progress(runs: list[RunOutcome]) -> None:
+    for run in runs:
+        span = (
+            f" partitions {run.partition_range[0]}..{run.partition_range[1]}" if run.partition_range else ""
         )
-    return rows
+        click.echo(
+            f"  {run.location:<20} run {run.run_id[:8]} {(run.status or '?').lower():<8} "
+            f"{len(run.assets)} asset(s){span} ({run.seconds:.1f}s)"
+        )
 
 
-def run_demo(workspace: Path, *, timeout: float = 900.0) -> int:
-    settings = get_settings()
-    home = prepare_dagster_home(settings)
+def _headline(settings: MeshSettings, contract: ProductContract) -> list[str]:
+    from mesh_assets.lakehouse.catalog import read_table
+
+    name = ".".join(contract.key.path)
+    table = read_table(settings, name, list(contract.headline))
+    if table is None or table.num_rows == 0:
+        return [f"{name}: (no rows)"]
+    rows = table.to_pylist()
+    widths = {c: max(len(c), *(len(_fmt(r[c])) for r in rows[:HEADLINE_ROWS])) for c in contract.headline}
+    lines = [f"{name}:", "  " + "  ".join(f"{c:<{widths[c]}}" for c in contract.headline)]
+    lines += [
+        "  " + "  ".join(f"{_fmt(r[c]):<{widths[c]}}" for c in contract.headline)
+        for r in rows[:HEADLINE_ROWS]
+    ]
+    if len(rows) > HEADLINE_ROWS:
+        lines.append(f"  ... {len(rows) - HEADLINE_ROWS} more row(s)")
+    return lines
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "-" if value is None else str(value)
+
+
+def run_demo(workspace: Path, settings: MeshSettings, *, timeout: float = 900.0) -> int:
     click.echo(f"mesh demo: profile {settings.profile.value}, warehouse {settings.warehouse}")
-    click.echo(f"Dagster instance: {home}")
     started = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
-        try:
-            with MeshWorkspace(workspace, instance, code_server_log_level="WARNING") as mesh:
-                nodes = mesh.asset_nodes()
-                layers = mesh.location_layers(nodes)
-                click.echo("order: " + "  ->  ".join(" + ".join(layer) for layer in layers))
-
-                def progress(runs: list) -> None:
-                    for run in runs:
-                        span = (
-                            f" partitions {run.partition_range[0]}..{run.partition_range[1]}"
-                            if run.partition_range
-                            else ""
-                        )
-                        click.echo(
-                            f"  {run.location:<20} run {run.run_id[:8]} {run.status.value.lower():<8} "
-                            f"{len(run.assets)} asset(s){span} ({run.seconds:.1f}s)"
-                        )
-
-                runs = mesh.materialize_all(
-                    tags={"mesh/launched_by": "mesh demo"},
-                    timeout=timeout,
-                    log_level="WARNING",
-                    on_layer=progress,
-                )
-        except MeshRunError as exc:
-            click.secho(str(exc), fg="red", err=True)
-            return 1
-        elapsed = time.monotonic() - started
-        click.echo(f"\n{len(runs)} runs succeeded in {elapsed:.1f}s\n")
-        table = summarize(instance, [n.key for n in nodes])
-    width = max(len(t) for t, _, _ in table)
-    click.echo(f"{'table':<{width}}  {'rows':>7}  snapshot id")
-    for name, rows, snapshot in table:
-        click.echo(f"{name:<{width}}  {rows if rows is not None else '-':>7}  {snapshot or '-'}")
-    click.echo("")
-    click.echo(portfolio_line(settings))
+    try:
+        with DagsterServices(
+            settings,
+            daemon=False,
+            webserver_port=0,
+            workspace=workspace,
+            log_dir=settings.profile_home / "logs" / "demo",
+        ) as services:
+            client = services.client
+            nodes = asset_nodes(client)
+            click.echo("order: " + "  ->  ".join(" + ".join(layer) for layer in location_layers(nodes)))
+            runs = materialize_all(
+                client,
+                tags={"mesh/launched_by": "mesh demo"},
+                timeout=timeout,
+                log_level="WARNING",
+                on_layer=_progress,
+                nodes=nodes,
+            )
+            latest = client.latest_materializations([list(n.path) for n in nodes])
+    except (MeshRunError, ServiceError, DagsterClientError) as exc:
+        click.secho(str(exc), fg="red", err=True)
+        return 1
     click.echo(
-        "\nSee the runs and the lineage across domains: .venv/bin/mesh ui  (then http://"
+        f"{len(runs)} runs succeeded in {time.monotonic() - started:.1f}s (logs: {services.log_dir})\n"
+    )
+    width = max(len(".".join(n.path)) for n in nodes)
+    click.echo(f"{'table':<{width}}  {'rows':>7}  snapshot id")
+    for path in sorted(latest):
+        metadata = latest[path]
+        rows = metadata.get("iceberg/table_row_count", metadata.get("dagster/row_count"))
+        snapshot = metadata.get("iceberg/snapshot_id")
+        click.echo(f"{'.'.join(path):<{width}}  {rows if rows is not None else '-':>7}  {snapshot or '-'}")
+    for _path, contract in sorted(_contracts(workspace).items()):
+        if contract.headline:
+            click.echo("")
+            for line in _headline(settings, contract):
+                click.echo(line)
+    click.echo(
+        f"\nSee the runs and the lineage across domains: .venv/bin/mesh ui  (then http://"
         f"{settings.host}:{settings.ports.dagster_webserver})"
     )
     return 0
-
-
-def portfolio_line(settings) -> str:
-    from mesh_assets.lakehouse.catalog import load_catalog
-
-    frame = load_catalog(settings).load_table(SCORE_TABLE).scan().to_pandas()
-    if frame.empty:
-        return "portfolio temperature score: (no rows)"
-    first = frame.iloc[0]
-    lines = [
-        f"portfolio temperature score ({first['benchmark_id']}, scope {first['scope']}; "
-        f"{first['n_holdings_data_based']} of {first['n_holdings']} holdings scored from data, "
-        f"{first['coverage_value_share']:.0%} of value):"
-    ]
-    lines += [f"  {row.method:<16} {row.temperature_score_c:.2f} °C" for row in frame.itertuples()]
-    return "\n".join(lines)

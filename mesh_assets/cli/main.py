@@ -1,15 +1,18 @@
-"""``mesh``: the platform's command line. ``mesh --help`` is the map of what a user can do."""
+"""``mesh``: the platform's command line. ``mesh --help`` is the map of what a user can do.
+
+The CLI is an edge: each command resolves the settings once (``--profile`` over ``MESH_PROFILE``)
+and passes them down; subprocesses get ``env=settings.process_env()``.
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 
 import click
 
-from mesh_assets.settings import REPO_ROOT, Profile, get_settings
+from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, get_settings
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 PROFILE_OPTION = click.option(
@@ -20,9 +23,11 @@ PROFILE_OPTION = click.option(
 )
 
 
-def _use_profile(profile: str | None) -> None:
-    if profile:
-        os.environ["MESH_PROFILE"] = profile
+def _settings(profile: str | None) -> MeshSettings:
+    try:
+        return get_settings(profile)
+    except ValueError as exc:  # a malformed MESH_* value: one sentence, no traceback
+        raise click.UsageError(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,10 +40,9 @@ def main() -> None:
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for all runs.")
 def demo(profile: str | None, timeout: float) -> None:
     """Materialize every domain in dependency order and print the tables and the portfolio score."""
-    _use_profile(profile)
     from mesh_assets.cli.demo import run_demo
 
-    sys.exit(run_demo(WORKSPACE, timeout=timeout))
+    sys.exit(run_demo(WORKSPACE, _settings(profile), timeout=timeout))
 
 
 @main.command()
@@ -48,11 +52,10 @@ def demo(profile: str | None, timeout: float) -> None:
 )
 def ui(profile: str | None, port: int | None) -> None:
     """Open the Dagster UI on the whole mesh (all domains, the persistent instance of the profile)."""
-    _use_profile(profile)
     # one code server per domain, the webserver and the daemon (sensors, schedules, SLA freshness)
     from mesh_assets.orchestration.services import main_ui
 
-    sys.exit(main_ui(get_settings().profile.value, port))
+    sys.exit(main_ui(_settings(profile), port))
 
 
 @main.group()
@@ -61,10 +64,10 @@ def infra() -> None:
 
 
 def _stack(action: str) -> int:
-    settings = get_settings("lake")
+    settings = _settings("lake")
     if action == "up":
         settings.ensure_secrets()
-    env = {**os.environ, **settings.shell_env()}
+    env = settings.process_env()
     script = REPO_ROOT / "deploy" / "local" / "stack.sh"
     started = time.monotonic()
     code = subprocess.call(["bash", str(script), action], env=env)
@@ -95,10 +98,9 @@ def infra_status() -> None:
 @PROFILE_OPTION
 def validate(profile: str | None) -> None:
     """Check every data product contract against the code and the last published data."""
-    _use_profile(profile)
     from mesh_assets.contracts.validate import validate as run_validate
 
-    findings = run_validate(WORKSPACE, get_settings())
+    findings = run_validate(WORKSPACE, _settings(profile))
     errors = [f for f in findings if f.level == "error"]
     for f in findings:
         mark = click.style("ERROR", fg="red") if f.level == "error" else click.style("ok   ", fg="green")
@@ -108,22 +110,31 @@ def validate(profile: str | None) -> None:
     sys.exit(1 if errors else 0)
 
 
+BENCHMARKS = {
+    "io": "IO manager vs raw pyiceberg and dagster-iceberg: reads, appends, overwrites by history depth, memory",
+    "load": "code location load time per domain vs `import dagster`, and the workspace",
+    "trigger": "cross-domain trigger latency: upstream published -> downstream run created",
+    "scale": "a synthetic mesh of N domains x M assets: workspace load, sensor ticks, memory, validate",
+}
+
+
 @main.command()
-@click.argument("name", type=click.Choice(["io", "load", "trigger"]))
+@click.argument("name", type=click.Choice(sorted(BENCHMARKS)))
 @click.option("--quick", is_flag=True, help="Small sizes, for a smoke run (the figures are not meaningful).")
-def bench(name: str, quick: bool) -> None:
-    """Run a benchmark and print its ratios against the baseline measured in the same run."""
-    if name == "trigger":
-        from bench import trigger_bench
+@PROFILE_OPTION
+def bench(name: str, quick: bool, profile: str | None) -> None:
+    """Run a benchmark and print its ratios against the baseline measured in the same run.
 
-        sys.exit(trigger_bench.main(quick=quick))
-    if name == "load":
-        from bench import load_bench
+    \b
+    io       IO manager vs raw pyiceberg and dagster-iceberg (reads, appends, overwrites, memory)
+    load     code location load time per domain vs `import dagster`
+    trigger  cross-domain trigger latency (upstream published -> downstream run)
+    scale    synthetic mesh of N domains x M assets (load, sensor ticks, memory, validate)
 
-        sys.exit(load_bench.main(quick=quick))
-    from bench import io_bench
-
-    sys.exit(io_bench.main(quick=quick))
+    Benchmarks live in bench/ (not part of the platform library): this runs `python -m bench.<name>_bench`.
+    """
+    command = [sys.executable, "-m", f"bench.{name}_bench", *(["--quick"] if quick else [])]
+    sys.exit(subprocess.call(command, cwd=REPO_ROOT, env=_settings(profile).process_env()))
 
 
 @main.group()
@@ -136,7 +147,7 @@ def dbt_prepare() -> None:
     """Parse every dbt project into its manifest (build/deploy time; code locations only read it)."""
     from mesh_assets.dbt.prepare import prepare_all
 
-    for project_dir, seconds in prepare_all():
+    for project_dir, seconds in prepare_all(_settings(None)):
         click.echo(f"prepared {project_dir.relative_to(REPO_ROOT)}/target/manifest.json ({seconds:.1f}s)")
 
 
@@ -145,10 +156,9 @@ def dbt_prepare() -> None:
 @PROFILE_OPTION
 def dbt_docs(domain: str, profile: str | None) -> None:
     """Generate the dbt docs site of DOMAIN's project (run its models first for column types)."""
-    _use_profile(profile)
     from mesh_assets.dbt.prepare import generate_docs
 
-    site = generate_docs(domain, get_settings())
+    site = generate_docs(domain, _settings(profile))
     click.echo(f"dbt docs for {domain}: {site} (serve with `python -m http.server -d {site.parent}`)")
 
 
@@ -156,8 +166,7 @@ def dbt_docs(domain: str, profile: str | None) -> None:
 @PROFILE_OPTION
 def settings(profile: str | None) -> None:
     """Show the resolved settings of a profile (never secrets)."""
-    _use_profile(profile)
-    s = get_settings()
+    s = _settings(profile)
     click.echo(f"profile        {s.profile.value}")
     click.echo(f"home           {s.home}")
     click.echo(f"raw inputs     {s.raw_dir}")

@@ -23,12 +23,13 @@ import dagster as dg
 
 from mesh_assets.contracts.model import CONTRACT_VERSION_PROPERTY, ProductContract
 from mesh_assets.lakehouse.io_manager import IcebergIOManager, audit_branch, table_ref
-from mesh_assets.settings import get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SAMPLE_ROWS = 5
+# The name of the blocking check that audits a product against its contract (Python and dbt alike).
+CONTRACT_CHECK = "contract"
 
 
 @dataclass
@@ -49,26 +50,33 @@ def expectations_for(contract: ProductContract) -> list[Any]:
     """The GX 1.x expectation suite of a contract."""
     import great_expectations as gx
 
-    e = gx.expectations
-    suite: list[Any] = [e.ExpectTableColumnsToMatchOrderedList(column_list=contract.column_names)]
+    def expectation(name: str, **kwargs: Any) -> Any:
+        # by name, as contracts name them (GX generates its expectation classes' exports)
+        cls = getattr(gx.expectations, _camel(name), None)
+        if cls is None:
+            raise ValueError(f"{contract.path}: unknown Great Expectations expectation {name!r}")
+        return cls(**kwargs)
+
+    suite: list[Any] = [
+        expectation("expect_table_columns_to_match_ordered_list", column_list=contract.column_names)
+    ]
     if contract.min_rows is not None:
-        suite.append(e.ExpectTableRowCountToBeBetween(min_value=contract.min_rows))
+        suite.append(expectation("expect_table_row_count_to_be_between", min_value=contract.min_rows))
     for keys in contract.compound_keys:
-        suite.append(e.ExpectCompoundColumnsToBeUnique(column_list=list(keys)))
+        suite.append(expectation("expect_compound_columns_to_be_unique", column_list=list(keys)))
     for column in contract.columns:
         if column.required:
-            suite.append(e.ExpectColumnValuesToNotBeNull(column=column.name))
+            suite.append(expectation("expect_column_values_to_not_be_null", column=column.name))
         if column.unique:
-            suite.append(e.ExpectColumnValuesToBeUnique(column=column.name))
+            suite.append(expectation("expect_column_values_to_be_unique", column=column.name))
         if column.allowed is not None:
-            suite.append(e.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(column.allowed)))
-        for rule in column.rules:
-            cls = getattr(e, _camel(rule["expectation"]), None)
-            if cls is None:
-                raise ValueError(
-                    f"{contract.path}: unknown Great Expectations expectation {rule['expectation']!r}"
+            suite.append(
+                expectation(
+                    "expect_column_values_to_be_in_set", column=column.name, value_set=list(column.allowed)
                 )
-            suite.append(cls(column=column.name, **rule["kwargs"]))
+            )
+        for rule in column.rules:
+            suite.append(expectation(rule["expectation"], column=column.name, **rule["kwargs"]))
     return suite
 
 
@@ -96,6 +104,8 @@ def validate_frame(contract: ProductContract, frame: "pd.DataFrame") -> list[Exp
     outcomes = []
     for r in result.results:
         config = r.expectation_config
+        if config is None:
+            continue
         kwargs = dict(config.kwargs)
         details = r.result or {}
         sample = details.get("partial_unexpected_list") or []
@@ -138,7 +148,8 @@ def rejection_outcomes(
     if event is None or event.run_id != context.run.run_id or event.asset_materialization is None:
         return []
     entry = event.asset_materialization.metadata.get("mesh/rejections_by_reason")
-    rejections = dict(entry.value) if entry is not None else {}
+    value = entry.value if entry is not None else None
+    rejections = {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
     unaccepted = contract.unaccepted_rejections(rejections)
     outcomes = [
         ExpectationOutcome(
@@ -180,11 +191,14 @@ def _short(value: Any) -> str:
 
 
 def write_report(
-    contract: ProductContract, outcomes: list[ExpectationOutcome], run_id: str, snapshot: int | None
+    contract: ProductContract,
+    outcomes: list[ExpectationOutcome],
+    run_id: str,
+    snapshot: int | None,
+    reports_dir: Path,
 ) -> Path:
     """A self-contained HTML report of one check run (the equivalent of GX Data Docs for one validation)."""
-    settings = get_settings()
-    folder = settings.profile_home / "reports" / "_".join(contract.key.path)
+    folder = reports_dir / "_".join(contract.key.path)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.html"
     failed = [o for o in outcomes if not o.success]
@@ -218,12 +232,87 @@ def _outcome_table(outcomes: list[ExpectationOutcome]) -> str:
     return "\n".join(lines)
 
 
+def failure_summary(contract: ProductContract, failed: list[ExpectationOutcome], limit: int = 3) -> str:
+    """One sentence naming each broken rule, its column and example offending values."""
+    parts = []
+    for o in failed[:limit]:
+        count = f"{o.unexpected_count} row(s)" if o.unexpected_count else "failed"
+        sample = f", e.g. {', '.join(map(str, o.sample[:3]))}" if o.sample else ""
+        parts.append(f"{o.expectation} on {o.column or '(table)'}: {count}{sample}")
+    more = f"; and {len(failed) - limit} more" if len(failed) > limit else ""
+    return (
+        f"{contract.key.to_user_string()} broke its contract v{contract.version} "
+        f"({contract.path.name}): {'; '.join(parts)}{more}"
+    )
+
+
+@dataclass
+class Audit:
+    """The verdict of one contract audit: what the check result and the run's log carry."""
+
+    contract: ProductContract
+    outcomes: list[ExpectationOutcome]
+    report: Path
+    rows: int
+    snapshot_id: int | None
+
+    @property
+    def failed(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def metadata(self) -> dict[str, Any]:
+        failed = self.failed
+        metadata: dict[str, Any] = {
+            "contract_version": self.contract.version,
+            "expectations": len(self.outcomes),
+            "failed_expectations": len(failed),
+            "audited_rows": self.rows,
+            "report": dg.MetadataValue.path(str(self.report)),
+        }
+        if self.snapshot_id is not None:
+            metadata["audited_snapshot_id"] = dg.MetadataValue.int(self.snapshot_id)
+        if failed:
+            metadata["failures"] = dg.MetadataValue.md(_outcome_table(failed))
+            metadata["failures_json"] = dg.MetadataValue.json(
+                [
+                    {
+                        "expectation": o.expectation,
+                        "column": o.column,
+                        "unexpected": o.unexpected_count,
+                        "sample": o.sample,
+                    }
+                    for o in failed
+                ]
+            )
+        return metadata
+
+
+def audit(
+    contract: ProductContract,
+    frame: "pd.DataFrame",
+    *,
+    run_id: str,
+    reports_dir: Path,
+    snapshot_id: int | None = None,
+    extra: list[ExpectationOutcome] | None = None,
+) -> Audit:
+    """Validate ``frame`` against the contract and write its report: the one audit of every product,
+    whether a Python asset staged it on an audit branch or a dbt model in its staging schema."""
+    outcomes = validate_frame(contract, frame) + list(extra or [])
+    report = write_report(contract, outcomes, run_id, snapshot_id, reports_dir)
+    return Audit(contract, outcomes, report, len(frame), snapshot_id)
+
+
 def contract_check(contract: ProductContract) -> dg.AssetChecksDefinition:
     """The blocking check that audits a product against its contract and publishes it."""
 
     @dg.asset_check(
         asset=contract.key,
-        name="contract",
+        name=CONTRACT_CHECK,
         blocking=True,
         description=f"Audits the staged snapshot against {contract.path.name} (v{contract.version}) and publishes it.",
         required_resource_keys={"io_manager"},
@@ -239,43 +328,29 @@ def contract_check(contract: ProductContract) -> dg.AssetChecksDefinition:
         staged = table.snapshot_by_name(branch)
         audited = staged or table.current_snapshot()
         frame = tables.scan(table, snapshot=audited).to_pandas() if audited else pd.DataFrame()
-        outcomes = validate_frame(contract, frame) + rejection_outcomes(context, contract)
-        failed = [o for o in outcomes if not o.success]
-        report = write_report(
-            contract, outcomes, context.run.run_id, audited.snapshot_id if audited else None
+        verdict = audit(
+            contract,
+            frame,
+            run_id=context.run.run_id,
+            reports_dir=io.settings.profile_home / "reports",
+            snapshot_id=audited.snapshot_id if audited else None,
+            extra=rejection_outcomes(context, contract),
         )
-        metadata: dict[str, Any] = {
-            "contract_version": contract.version,
-            "expectations": len(outcomes),
-            "failed_expectations": len(failed),
-            "audited_snapshot_id": dg.MetadataValue.int(audited.snapshot_id) if audited else None,
-            "audited_rows": len(frame),
-            "report": dg.MetadataValue.path(str(report)),
-        }
-        if failed:
-            metadata["failures"] = dg.MetadataValue.md(_outcome_table(failed))
-            metadata["failures_json"] = dg.MetadataValue.json(
-                [
-                    {
-                        "expectation": o.expectation,
-                        "column": o.column,
-                        "unexpected": o.unexpected_count,
-                        "sample": o.sample,
-                    }
-                    for o in failed
-                ]
-            )
+        metadata = verdict.metadata()
+        if not verdict.passed:
             if staged is not None:
                 tables.discard(ref, branch)
             metadata["published"] = False
-            context.log.error(
-                f"{contract.key.to_user_string()} broke its contract ({len(failed)} expectation(s)); main is unchanged"
-            )
+            context.log.error(f"{failure_summary(contract, verdict.failed)}; main is unchanged")
         elif staged is not None:
             published = tables.publish(ref, branch, {CONTRACT_VERSION_PROPERTY: contract.version})
             metadata["published"] = True
             metadata["published_snapshot_id"] = dg.MetadataValue.int(published.snapshot_id)
-        metadata = {k: v for k, v in metadata.items() if v is not None}
-        return dg.AssetCheckResult(passed=not failed, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
+        return dg.AssetCheckResult(
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=metadata,
+            description=failure_summary(contract, verdict.failed) if not verdict.passed else None,
+        )
 
     return _contract

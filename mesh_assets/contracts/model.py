@@ -66,6 +66,8 @@ class ProductContract:
     compound_keys: tuple[tuple[str, ...], ...] = ()
     freshness: timedelta | None = None
     accepted_rejections: tuple[tuple[str, int | None], ...] = ()
+    # columns a consumer reads first (``customProperties: headline``): what ``mesh demo`` prints
+    headline: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def unaccepted_rejections(self, rejections: dict[str, int]) -> dict[str, int]:
@@ -150,7 +152,7 @@ def load_contract(path: Path) -> ProductContract:
                 rules.append({"expectation": impl["expectation"], "kwargs": dict(impl.get("kwargs") or {})})
         columns.append(
             Column(
-                name=prop.name,
+                name=str(prop.name),
                 iceberg_type=physical,
                 required=bool(prop.required),
                 unique=bool(prop.unique),
@@ -172,7 +174,15 @@ def load_contract(path: Path) -> ProductContract:
                 raise ContractError(f"{path}: duplicateValues needs arguments.properties (the key columns)")
             compound.append(tuple(props))
     accepted = []
+    headline: list[str] = []
     for custom in obj.customProperties or []:
+        if custom.property == "headline":
+            headline = [str(c) for c in custom.value or []]
+            unknown = sorted(set(headline) - {c.name for c in columns})
+            if unknown:
+                raise ContractError(
+                    f"{path}: headline names column(s) {unknown} the contract does not declare"
+                )
         if custom.property == "acceptedRejections":
             for entry in custom.value or []:
                 pattern, limit = (
@@ -185,10 +195,11 @@ def load_contract(path: Path) -> ProductContract:
                         f"{path}: acceptedRejections pattern {pattern!r} is not a regex: {exc}"
                     ) from None
                 accepted.append((str(pattern), int(limit) if limit is not None else None))
-    team = odcs.team
-    members = team.members if team is not None and hasattr(team, "members") else team
-    owners = [m.username for m in members or [] if m.username and "@" in m.username]
-    if team is not None and getattr(team, "name", None):
+    # ODCS 3.x: ``team`` is an object (name, members) or, in older files, the list of members
+    team: Any = odcs.team
+    members: list[Any] = list(getattr(team, "members", None) or []) if not isinstance(team, list) else team
+    owners = [str(m.username) for m in members if getattr(m, "username", None) and "@" in m.username]
+    if getattr(team, "name", None):
         owners.append(f"team:{team.name}")
     description = None
     if odcs.description is not None:
@@ -200,12 +211,13 @@ def load_contract(path: Path) -> ProductContract:
         status=odcs.status or "active",
         description=description,
         owners=tuple(owners),
-        readers=tuple(r.role for r in odcs.roles or [] if (r.access or "read") == "read"),
+        readers=tuple(str(r.role) for r in odcs.roles or [] if r.role and (r.access or "read") == "read"),
         columns=tuple(columns),
         min_rows=min_rows,
         compound_keys=tuple(compound),
         freshness=_latency(odcs.slaProperties, path),
         accepted_rejections=tuple(accepted),
+        headline=tuple(headline),
         raw=odcs.model_dump(by_alias=True, exclude_none=True),
     )
 
@@ -223,24 +235,4 @@ def domain_contracts(directory: Path) -> dict[dg.AssetKey, ProductContract]:
     return contracts
 
 
-def check_contract_columns(contract_columns: list[dict[str, Any]], types: dict[str, str]) -> None:
-    """Refuse an output whose columns differ from its contract's, naming them (used by the IO manager).
-
-    ``types`` maps each output column to its Iceberg type name; narrower numbers are accepted
-    where Iceberg widens them (int -> long, float -> double).
-    """
-    expected = [c["name"] for c in contract_columns]
-    missing = [c for c in expected if c not in types]
-    extra = [c for c in types if c not in expected]
-    problems = []
-    if missing:
-        problems.append(f"missing contract column(s) {missing}")
-    if extra:
-        problems.append(f"column(s) {extra} not in the contract")
-    widen = {("int", "long"), ("float", "double")}
-    for c in contract_columns:
-        actual = types.get(c["name"])
-        if actual and actual != c["type"] and (actual, c["type"]) not in widen:
-            problems.append(f"column {c['name']!r} is {actual}, the contract says {c['type']}")
-    if problems:
-        raise ContractError("the output breaks its contract: " + "; ".join(problems))
+from mesh_assets.lakehouse.schema import check_contract_columns  # noqa: F401, E402

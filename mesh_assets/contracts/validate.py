@@ -12,13 +12,10 @@ Reports, per domain of ``workspace.yaml``:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import yaml
-from pyiceberg.exceptions import NoSuchTableError
 
 from mesh_assets.contracts.model import (
     CONTRACT_VERSION_PROPERTY,
@@ -27,6 +24,7 @@ from mesh_assets.contracts.model import (
     load_contract,
 )
 from mesh_assets.settings import MeshSettings
+from mesh_assets.workspace import locations
 
 
 @dataclass(frozen=True)
@@ -37,24 +35,17 @@ class Finding:
     message: str
 
 
-def workspace_modules(workspace_file: Path) -> dict[str, str]:
-    """Code location name -> definitions module, from ``workspace.yaml``."""
-    entries = yaml.safe_load(workspace_file.read_text())["load_from"]
-    return {e["python_module"]["location_name"]: e["python_module"]["module_name"] for e in entries}
-
-
 def _published_checks(contract: ProductContract, settings: MeshSettings, domain: str) -> list[Finding]:
-    from mesh_assets.lakehouse.catalog import load_catalog
+    from mesh_assets.lakehouse.catalog import table_schema_and_properties
 
     product = contract.key.to_user_string()
-    try:
-        table = load_catalog(settings).load_table(".".join(contract.key.path))
-    except NoSuchTableError:
+    found = table_schema_and_properties(settings, ".".join(contract.key.path))
+    if found is None:
         return []
     findings = []
-    published = {f.name: str(f.field_type) for f in table.schema().fields}
+    published, properties = found
     declared = {c.name: c.iceberg_type for c in contract.columns}
-    published_version = table.properties.get(CONTRACT_VERSION_PROPERTY)
+    published_version = properties.get(CONTRACT_VERSION_PROPERTY)
     published_major = int(published_version.split(".")[0]) if published_version else None
     breaking = []
     for name, kind in published.items():
@@ -93,10 +84,11 @@ def _published_checks(contract: ProductContract, settings: MeshSettings, domain:
 
 def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
     findings: list[Finding] = []
-    for domain, module_name in workspace_modules(workspace_file).items():
+    for location in locations(workspace_file):
+        domain, module_name = location.name, location.module_name
         try:
-            module = importlib.import_module(module_name)
-            defs: dg.Definitions = module.defs
+            module = location.import_module()
+            defs = location.load()
         except Exception as exc:  # a broken contract or asset module stops the code location loading
             findings.append(Finding("error", domain, module_name, f"code location does not load: {exc}"))
             continue
@@ -104,7 +96,7 @@ def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
         products = {
             k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable and k.path[0] == domain
         }
-        folder = Path(module.__file__).parent / "contracts"
+        folder = Path(str(module.__file__)).parent / "contracts"
         contracts: dict[dg.AssetKey, ProductContract] = {}
         for path in sorted(folder.glob("*.odcs.yaml")):
             try:
@@ -118,7 +110,7 @@ def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
                 )
                 continue
             contracts[contract.key] = contract
-        for key in sorted(products - set(contracts), key=lambda k: k.path):
+        for key in sorted(products - set(contracts), key=lambda k: tuple(k.path)):
             findings.append(
                 Finding(
                     "error",
@@ -127,13 +119,13 @@ def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
                     f"no contract in {folder.relative_to(folder.parents[2])}",
                 )
             )
-        for key in sorted(set(contracts) - products, key=lambda k: k.path):
+        for key in sorted(set(contracts) - products, key=lambda k: tuple(k.path)):
             findings.append(
                 Finding(
                     "error", domain, key.to_user_string(), "contract for a product the domain does not define"
                 )
             )
-        for key in sorted(set(contracts) & products, key=lambda k: k.path):
+        for key in sorted(set(contracts) & products, key=lambda k: tuple(k.path)):
             problems = _published_checks(contracts[key], settings, domain)
             findings.extend(problems)
             if not any(p.level == "error" for p in problems):

@@ -6,11 +6,11 @@ from typing import Any
 
 import dagster as dg
 
+from mesh_assets.contracts.checks import CONTRACT_CHECK
 from mesh_assets.dbt.manifest import DbtModel, DbtProjectInfo, load_project
 
 # Partition schemes an incremental model may declare in ``meta.mesh.partitioned_by``.
 PARTITION_SCHEMES = {"yearly": ("0 0 1 1 *", "%Y"), "monthly": ("0 0 1 * *", "%Y-%m")}
-CONTRACT_CHECK = "contract"
 
 
 def _partitions(model: DbtModel) -> dg.PartitionsDefinition | None:
@@ -98,14 +98,14 @@ def _multi_asset(
         ],
         can_subset=True,
         partitions_def=partitions_def,
-        required_resource_keys={"io_manager"},
+        required_resource_keys={"io_manager", "mesh"},
         op_tags={"mesh/dbt_project": project.name},
     )
     def _dbt(context: dg.AssetExecutionContext):
         # dbt, dagster-dbt, DuckDB and pandas load here, at run time, never when the location loads.
         from mesh_assets.dbt.runtime import DbtRun
 
-        selected = [by_key[k] for k in sorted(context.selected_asset_keys, key=lambda k: k.path)]
+        selected = [by_key[k] for k in sorted(context.selected_asset_keys, key=lambda k: tuple(k.path))]
         yield from DbtRun(context, domain, project, selected, governed, name).execute()
 
     return _dbt

@@ -2,55 +2,57 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from mesh_assets.dbt.manifest import DBT_PROJECTS_DIR, PROFILES_DIR, domain_project_dir, manifest_path
+from mesh_assets.dbt.cli import DbtInvocation, run_dbt
+from mesh_assets.dbt.manifest import DBT_PROJECTS_DIR, domain_project_dir, manifest_path
 from mesh_assets.settings import MeshSettings
+
+
+class DbtCommandError(RuntimeError):
+    """A build-time dbt command failed; the message carries dbt's errors and its log file."""
 
 
 def project_dirs() -> list[Path]:
     return sorted(p.parent for p in DBT_PROJECTS_DIR.glob("*/dbt_project.yml"))
 
 
-def _dbt(project_dir: Path, *args: str, target: str = "local", env: dict[str, str] | None = None) -> None:
-    dbt = Path(sys.executable).parent / "dbt"
-    command = [str(dbt), *args, "--project-dir", str(project_dir), "--profiles-dir", str(PROFILES_DIR)]
-    command += ["--target", target]
-    run_env = {
-        **os.environ,
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        # parse needs no connection; the DuckDB path only has to be a valid setting
-        "MESH_DBT_DUCKDB_PATH": os.environ.get(
-            "MESH_DBT_DUCKDB_PATH", str(project_dir / "target" / "parse.duckdb")
-        ),
-        **(env or {}),
-    }
-    done = subprocess.run(command, env=run_env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"`dbt {' '.join(args)}` failed for {project_dir} (exit {done.returncode}):\n"
-            + (done.stdout[-4000:] + done.stderr[-2000:]).strip()
+def _checked(invocation: DbtInvocation, what: str) -> DbtInvocation:
+    if not invocation.ok:
+        raise DbtCommandError(
+            f"`dbt {what}` failed (exit {invocation.returncode}; log {invocation.log_path}):\n{invocation.error()}"
         )
+    return invocation
 
 
-def prepare(project_dir: Path) -> Path:
+def prepare(project_dir: Path, settings: MeshSettings) -> Path:
     """``dbt parse`` the project into ``target/manifest.json``; returns the manifest's path."""
-    _dbt(Path(project_dir), "parse", "--quiet")
-    path = manifest_path(Path(project_dir))
+    project_dir = Path(project_dir)
+    # parse needs no connection; the DuckDB path only has to be a valid setting
+    env = settings.process_env({"MESH_DBT_DUCKDB_PATH": str(project_dir / "target" / "parse.duckdb")})
+    _checked(
+        run_dbt(
+            project_dir,
+            ["parse"],
+            target="local",
+            env=env,
+            target_path=project_dir / "target",
+            log_path=project_dir / "logs" / "prepare.log",
+        ),
+        f"parse of {project_dir.name}",
+    )
+    path = manifest_path(project_dir)
     if not path.is_file():
-        raise RuntimeError(f"dbt parse of {project_dir} wrote no manifest at {path}")
+        raise DbtCommandError(f"dbt parse of {project_dir} wrote no manifest at {path}")
     return path
 
 
-def prepare_all() -> list[tuple[Path, float]]:
+def prepare_all(settings: MeshSettings) -> list[tuple[Path, float]]:
     timings = []
     for project_dir in project_dirs():
         started = time.perf_counter()
-        prepare(project_dir)
+        prepare(project_dir, settings)
         timings.append((project_dir, time.perf_counter() - started))
     return timings
 
@@ -64,13 +66,15 @@ def generate_docs(domain: str, settings: MeshSettings) -> Path:
         raise ValueError(f"domain {domain!r} has no dbt project (dbt_projects/{domain}/dbt_project.yml)")
     site = project_dir / "target" / "docs"
     group = f"{domain}_dbt_{project_dir.name}"  # the unpartitioned models' staging (see assets.py)
-    _dbt(
-        project_dir,
-        "docs",
-        "generate",
-        "--target-path",
-        str(site),
-        target=settings.profile.value,
-        env=dbt_env(settings, domain, group),
+    _checked(
+        run_dbt(
+            project_dir,
+            ["docs", "generate"],
+            target=settings.profile.value,
+            env=settings.process_env(dbt_env(settings, domain, group)),
+            target_path=site,
+            log_path=settings.profile_home / "logs" / "dbt" / f"docs-{domain}.log",
+        ),
+        f"docs generate of {domain}",
     )
     return site / "index.html"

@@ -10,9 +10,8 @@ that failed its tests, in either profile, and both profiles publish through one 
 """
 
 import contextlib
+import fcntl
 import json
-import os
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,13 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from mesh_assets.dbt.assets import CONTRACT_CHECK
-from mesh_assets.dbt.manifest import PROFILES_DIR, DbtModel, DbtProjectInfo, manifest_path
+from mesh_assets.contracts.checks import CONTRACT_CHECK, audit, failure_summary
+from mesh_assets.dbt.cli import run_dbt
+from mesh_assets.dbt.manifest import DbtModel, DbtProjectInfo
 from mesh_assets.lakehouse import partitions as parts
-from mesh_assets.lakehouse.catalog import load_catalog
-from mesh_assets.lakehouse.errors import storage_errors
-from mesh_assets.lakehouse.io_manager import materialization_metadata, table_ref
-from mesh_assets.lakehouse.tables import IcebergTables
-from mesh_assets.settings import MeshSettings, Profile, get_settings
+from mesh_assets.lakehouse.catalog import read_table
+from mesh_assets.lakehouse.io_manager import publish_product
+from mesh_assets.settings import MeshSettings, Profile
 
 
 def staging_schema(domain: str) -> str:
@@ -43,15 +41,15 @@ def duckdb_path(settings: MeshSettings, group: str) -> Path:
     return settings.profile_home / "dbt" / f"{group}.duckdb"
 
 
+def target_path(settings: MeshSettings, group: str) -> Path:
+    """dbt's target folder of a group: stable across runs, so dbt reuses its partial parse."""
+    return settings.profile_home / "dbt" / group / "target"
+
+
 @contextlib.contextmanager
 def staging_lock(settings: MeshSettings, group: str) -> Iterator[None]:
-    """Runs of one group take turns on its DuckDB file (two partitions launched together, say)."""
-    if settings.profile is not Profile.LOCAL:
-        yield
-        return
-    import fcntl
-
-    path = duckdb_path(settings, group).with_suffix(".lock")
+    """Runs of one group take turns on its staging (DuckDB file, target folder)."""
+    path = settings.profile_home / "dbt" / f"{group}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -82,21 +80,6 @@ def dbt_env(settings: MeshSettings, domain: str, group: str) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    """dagster-dbt hands the process environment to dbt: set ours for the launch only."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 class DbtRun:
     """One ``dbt build`` of the selected models of a domain, and the publication of its results."""
 
@@ -115,7 +98,7 @@ class DbtRun:
         self.project = project
         self.models = list(models)
         self.contracts = contracts
-        self.settings = get_settings(context.resources.io_manager.profile)
+        self.settings: MeshSettings = context.resources.mesh.settings
 
     # ---- dbt -------------------------------------------------------------------------------
     def window_vars(self) -> dict[str, str]:
@@ -129,36 +112,41 @@ class DbtRun:
         }
 
     def build(self) -> dict[str, dict[str, Any]]:
-        """Run ``dbt build`` on the selection; results by unique id (models and tests)."""
-        from dagster_dbt import DbtCliResource  # heavy: imports dbt
+        """Run ``dbt build`` on the selection; results by unique id (models and tests).
 
-        dbt = DbtCliResource(
-            project_dir=str(self.project.project_dir),
-            profiles_dir=str(PROFILES_DIR),
-            target=self.settings.profile.value,
-            # the dbt of this environment, whatever the PATH of the code server
-            dbt_executable=str(Path(sys.executable).parent / "dbt"),
-        )
+        dbt's own lines go to a log file (named in the run's log); its warnings and errors, and a
+        summary, go to the run's log, which the UI shows.
+        """
         args = ["build", "--select", *(m.name for m in self.models)]
         variables = self.window_vars()
         if variables:
             args += ["--vars", json.dumps(variables)]
-        self.context.log.info(f"dbt {' '.join(args)} (target {self.settings.profile.value})")
-        with _environment(dbt_env(self.settings, self.domain, self.group)):
-            invocation = dbt.cli(args, manifest=manifest_path(self.project.project_dir), raise_on_error=False)
-        # every dbt line goes to the step's stdout (dagster-dbt); warnings and errors to the event log
-        for event in invocation.stream_raw_events():
-            info = event.raw_event.get("info", {})
-            if info.get("level") in ("warn", "error") and info.get("msg"):
-                self.context.log.warning(f"dbt: {info['msg']}")
-        invocation.wait()
-        try:
-            run_results = invocation.get_artifact("run_results.json")
-        except Exception as exc:  # dbt failed before it ran anything (parse or connection error)
+        log_path = self.settings.profile_home / "logs" / "dbt" / f"{self.context.run.run_id}-{self.group}.log"
+        self.context.log.info(f"dbt {' '.join(args)} (target {self.settings.profile.value}); log {log_path}")
+        target = target_path(self.settings, self.group)
+        (target / "run_results.json").unlink(missing_ok=True)  # never read a previous run's results
+        invocation = run_dbt(
+            self.project.project_dir,
+            args,
+            target=self.settings.profile.value,
+            env=self.settings.process_env(dbt_env(self.settings, self.domain, self.group)),
+            target_path=target,
+            log_path=log_path,
+        )
+        for message in invocation.messages("warn", "error"):
+            self.context.log.warning(f"dbt: {message}")
+        run_results = invocation.artifact("run_results.json")
+        if run_results is None:  # dbt failed before it ran anything (parse or connection error)
             raise dg.Failure(
-                f"dbt build of {self.project.name} did not run: {invocation.get_error() or exc}"
-            ) from exc
-        return {r["unique_id"]: r for r in run_results["results"]}
+                f"dbt build of {self.project.name} did not run (exit {invocation.returncode}; log "
+                f"{log_path}): {invocation.error()}"
+            )
+        results = {r["unique_id"]: r for r in run_results["results"]}
+        statuses: dict[str, int] = {}
+        for r in results.values():
+            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        self.context.log.info(f"dbt build of {self.project.name}: {statuses} ({log_path})")
+        return results
 
     # ---- staging -> product ----------------------------------------------------------------
     def staged(self, model: DbtModel) -> pa.Table:
@@ -170,8 +158,10 @@ class DbtRun:
             with duckdb.connect(str(duckdb_path(self.settings, self.group)), read_only=True) as con:
                 data = con.sql(f'select * from "{schema}"."{model.name}"').to_arrow_table()
         else:
-            with storage_errors(self.settings, f"reading staged {schema}.{model.name}"):
-                data = load_catalog(self.settings).load_table(f"{schema}.{model.name}").scan().to_arrow()
+            staged = read_table(self.settings, f"{schema}.{model.name}")
+            if staged is None:
+                raise dg.Failure(f"dbt reported {model.name} built, but {schema}.{model.name} does not exist")
+            data = staged
         if model.partitioned:
             dims = self._dims(model)
             keys = list(self.context.partition_keys)
@@ -182,60 +172,45 @@ class DbtRun:
         return parts.dimensions(self.context.assets_def.partitions_def, model.mesh["partition_column"])
 
     def publish(self, model: DbtModel, data: pa.Table, key: dg.AssetKey) -> dict[str, Any]:
-        ref = table_ref(key)
         spec_meta = self.context.assets_def.specs_by_key[key].metadata
         contract = self.contracts.get(key)
-        properties = {
-            "mesh.dagster.run-id": self.context.run.run_id,
-            "mesh.dagster.asset-key": key.to_user_string(),
-            "mesh.dbt.model": model.unique_id,
-        }
+        properties = {"mesh.dbt.model": model.unique_id}
         if contract is not None:
             from mesh_assets.contracts.model import CONTRACT_VERSION_PROPERTY
 
             properties[CONTRACT_VERSION_PROPERTY] = contract.version
-        keys = list(self.context.partition_keys) if model.partitioned else None
-        if keys:
-            properties["mesh.dagster.partitions"] = ",".join(keys[:50])
-        with storage_errors(self.settings, f"writing {ref.identifier}"):
-            result = IcebergTables(load_catalog(self.settings)).write(
-                ref,
-                data,
-                dims=self._dims(model) if model.partitioned else None,
-                partition_keys=keys,
-                snapshot_properties=properties,
-                contract_columns=json.loads(spec_meta["mesh/contract_columns"])
-                if spec_meta.get("mesh/contract_columns")
-                else None,
-            )
+        result, metadata = publish_product(
+            self.settings,
+            key,
+            data,
+            run_id=self.context.run.run_id,
+            dims=self._dims(model) if model.partitioned else None,
+            partition_keys=list(self.context.partition_keys) if model.partitioned else None,
+            contract_columns=spec_meta.get("mesh/contract_columns"),
+            properties=properties,
+        )
         self.context.log.info(
             f"published {model.name}: {result.rows_written} rows at snapshot {result.snapshot_id}"
         )
-        return materialization_metadata(result, ref, self.settings.catalog_name)
+        return metadata
 
     def contract_result(self, key: dg.AssetKey, data: pa.Table) -> dg.AssetCheckResult:
-        from mesh_assets.contracts.checks import _outcome_table, validate_frame, write_report
-
         contract = self.contracts[key]
-        outcomes = validate_frame(contract, data.to_pandas())
-        failed = [o for o in outcomes if not o.success]
-        report = write_report(contract, outcomes, self.context.run.run_id, None)
-        metadata: dict[str, Any] = {
-            "contract_version": contract.version,
-            "expectations": len(outcomes),
-            "failed_expectations": len(failed),
-            "audited_rows": data.num_rows,
-            "report": dg.MetadataValue.path(str(report)),
-            "published": not failed,
-        }
-        if failed:
-            metadata["failures"] = dg.MetadataValue.md(_outcome_table(failed))
+        verdict = audit(
+            contract,
+            data.to_pandas(),
+            run_id=self.context.run.run_id,
+            reports_dir=self.settings.profile_home / "reports",
+        )
+        if not verdict.passed:
+            self.context.log.error(f"{failure_summary(contract, verdict.failed)}; not published")
         return dg.AssetCheckResult(
             asset_key=key,
             check_name=CONTRACT_CHECK,
-            passed=not failed,
+            passed=verdict.passed,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata=metadata,
+            metadata={**verdict.metadata(), "published": verdict.passed},
+            description=failure_summary(contract, verdict.failed) if not verdict.passed else None,
         )
 
     # ---- the step --------------------------------------------------------------------------

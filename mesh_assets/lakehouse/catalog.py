@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from typing import TYPE_CHECKING
 
 from mesh_assets.lakehouse.errors import storage_errors
-from mesh_assets.settings import MeshSettings, Profile, get_settings
+from mesh_assets.settings import MeshSettings, Profile
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyiceberg.catalog.sql import SqlCatalog
 
 
-def _prepare_environment(settings: MeshSettings) -> None:
-    if settings.profile is Profile.LAKE:
-        # The Ceph gateway rejects the streaming checksums newer AWS clients (pyarrow's among
-        # them) send by default (HTTP 411 on UploadPart): only send them when required.
-        os.environ.setdefault("AWS_REQUEST_CHECKSUM_CALCULATION", "WHEN_REQUIRED")
-        os.environ.setdefault("AWS_RESPONSE_CHECKSUM_VALIDATION", "WHEN_REQUIRED")
-    else:
+def _prepare(settings: MeshSettings) -> None:
+    settings.configure_libraries()
+    if settings.profile is Profile.LOCAL:
         settings.profile_home.mkdir(parents=True, exist_ok=True)
         (settings.profile_home / "warehouse").mkdir(parents=True, exist_ok=True)
 
@@ -40,10 +36,9 @@ def _catalog(name: str, properties: tuple[tuple[str, str], ...]) -> SqlCatalog:
     return SqlCatalog(name, **dict(properties))
 
 
-def load_catalog(settings: MeshSettings | None = None) -> SqlCatalog:
-    """The (cached) catalog for ``settings`` (default: the current environment's)."""
-    settings = settings or get_settings()
-    _prepare_environment(settings)
+def load_catalog(settings: MeshSettings) -> SqlCatalog:
+    """The (cached) catalog for ``settings``."""
+    _prepare(settings)
     with storage_errors(settings, "opening the Iceberg catalog"):
         return _catalog(settings.catalog_name, tuple(sorted(settings.catalog_properties().items())))
 
@@ -53,3 +48,33 @@ def ensure_namespace(catalog: SqlCatalog, namespace: str) -> None:
 
     with contextlib.suppress(NamespaceAlreadyExistsError):  # a concurrent run created it first
         catalog.create_namespace_if_not_exists(namespace)
+
+
+def read_table(settings: MeshSettings, identifier: str, columns: list[str] | None = None) -> pa.Table | None:
+    """The current rows of ``namespace.table`` (``columns`` only, if given), or None if it does not exist.
+
+    For readers outside a run (``mesh demo``'s summary, ``mesh validate``, dbt's staged models on the
+    lake): the platform opens the catalog here, in ``lakehouse``, and nowhere else.
+    """
+    from pyiceberg.exceptions import NoSuchTableError
+
+    with storage_errors(settings, f"reading {identifier}"):
+        try:
+            table = load_catalog(settings).load_table(identifier)
+        except NoSuchTableError:
+            return None
+        return table.scan(selected_fields=tuple(columns) if columns else ("*",)).to_arrow()
+
+
+def table_schema_and_properties(
+    settings: MeshSettings, identifier: str
+) -> tuple[dict[str, str], dict[str, str]] | None:
+    """``({column: iceberg type}, table properties)`` of a published table, or None if it does not exist."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    with storage_errors(settings, f"reading {identifier}"):
+        try:
+            table = load_catalog(settings).load_table(identifier)
+        except NoSuchTableError:
+            return None
+        return {f.name: str(f.field_type) for f in table.schema().fields}, dict(table.properties)

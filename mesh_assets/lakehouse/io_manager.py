@@ -13,8 +13,9 @@ Why our own and not ``dagster-iceberg``: see ``docs/decisions/0001-iceberg-io-ma
   step as input metadata.
 * Every materialization records the snapshot id, the row count, the table URI and the schema.
 
-The configuration holds only the profile name: credentials are resolved from the environment at
-run time, so they never appear in run config, the UI or event logs.
+The IO manager holds the ``mesh`` settings resource (paths, host, ports: no secrets); credentials
+are read by the settings when the catalog opens, so they never appear in run config, the UI or
+event logs.
 
 Every code location builds this IO manager when it loads, so this module imports only Dagster: the
 storage engine (``tables``, ``partitions``, ``schema``; pyarrow and pyiceberg, about half a second)
@@ -31,7 +32,8 @@ import dagster as dg
 
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.errors import storage_errors
-from mesh_assets.settings import MeshSettings, get_settings
+from mesh_assets.resources import MeshResource
+from mesh_assets.settings import MeshSettings
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -87,6 +89,51 @@ def materialization_metadata(result: WriteResult, ref: TableRef, catalog_name: s
     return metadata
 
 
+def publish_product(
+    settings: MeshSettings,
+    key: dg.AssetKey,
+    data: object,
+    *,
+    run_id: str,
+    dims: list[Any] | None = None,
+    partition_keys: list[str] | None = None,
+    mode: str = "overwrite",
+    branch: str | None = None,
+    contract_columns: str | None = None,
+    properties: Mapping[str, str] | None = None,
+) -> tuple[WriteResult, dict[str, Any]]:
+    """Write a product's data to its table in one Iceberg commit: the one write path of the mesh.
+
+    The IO manager (Python assets, staged on ``branch`` when the product has a contract) and the
+    dbt runtime (models that passed their tests and contract) both publish through here, so the
+    snapshot properties, schema evolution, partition replacement, contract columns and error
+    messages are the same whoever produced the rows. Returns the write and its materialization
+    metadata.
+    """
+    ref = table_ref(key)
+    snapshot_properties = {
+        "mesh.dagster.run-id": run_id,
+        "mesh.dagster.asset-key": key.to_user_string(),
+        **(properties or {}),
+    }
+    if partition_keys:
+        snapshot_properties["mesh.dagster.partitions"] = ",".join(partition_keys[:50]) + (
+            ",..." if len(partition_keys) > 50 else ""
+        )
+    with storage_errors(settings, f"writing {ref.identifier}"):
+        result = _tables(settings).write(
+            ref,
+            data,
+            dims=dims,
+            partition_keys=partition_keys,
+            mode=mode,
+            branch=branch,
+            snapshot_properties=snapshot_properties,
+            contract_columns=json.loads(contract_columns) if contract_columns else None,
+        )
+    return result, materialization_metadata(result, ref, settings.catalog_name)
+
+
 def _tables(settings: MeshSettings) -> IcebergTables:
     from mesh_assets.lakehouse.tables import IcebergTables
 
@@ -95,13 +142,21 @@ def _tables(settings: MeshSettings) -> IcebergTables:
 
 
 class IcebergIOManager(dg.ConfigurableIOManager):
-    """Stores assets as Iceberg tables in the catalog of ``profile`` (see ``mesh_assets.settings``)."""
+    """Stores assets as Iceberg tables in the catalog of the ``mesh`` settings' profile."""
 
-    profile: str = "local"
+    mesh: MeshResource
+
+    @classmethod
+    def for_settings(cls, settings: MeshSettings) -> IcebergIOManager:
+        return cls(mesh=MeshResource.of(settings))
+
+    @property
+    def settings(self) -> MeshSettings:
+        return self.mesh.settings
 
     @property
     def tables(self) -> IcebergTables:
-        return _tables(get_settings(self.profile))
+        return _tables(self.settings)
 
     # ---- outputs -------------------------------------------------------------------------
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
@@ -115,28 +170,18 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             dims = parts.dimensions(context.asset_partitions_def, definition.get("partition_expr"))
             keys = list(context.asset_partition_keys)
-        properties = {
-            "mesh.dagster.run-id": context.run_id,
-            "mesh.dagster.asset-key": context.asset_key.to_user_string(),
-        }
-        if keys:
-            properties["mesh.dagster.partitions"] = ",".join(keys[:50]) + (",..." if len(keys) > 50 else "")
-        with storage_errors(get_settings(self.profile), f"writing {ref.identifier}"):
-            result = self.tables.write(
-                ref,
-                obj,
-                dims=dims,
-                partition_keys=keys,
-                mode=str(definition.get("write_mode", "overwrite")),
-                branch=audit_branch(context.run_id) if definition.get("mesh/wap") else None,
-                snapshot_properties=properties,
-                contract_columns=json.loads(definition["mesh/contract_columns"])
-                if definition.get("mesh/contract_columns")
-                else None,
-            )
-        context.add_output_metadata(
-            materialization_metadata(result, ref, get_settings(self.profile).catalog_name)
+        result, metadata = publish_product(
+            self.settings,
+            context.asset_key,
+            obj,
+            run_id=context.run_id,
+            dims=dims,
+            partition_keys=keys,
+            mode=str(definition.get("write_mode", "overwrite")),
+            branch=audit_branch(context.run_id) if definition.get("mesh/wap") else None,
+            contract_columns=definition.get("mesh/contract_columns"),
         )
+        context.add_output_metadata(metadata)
         staged = (
             " on audit branch (published after its contract check passes)"
             if definition.get("mesh/wap")
@@ -149,7 +194,7 @@ class IcebergIOManager(dg.ConfigurableIOManager):
     # ---- inputs --------------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> object:
         ref = table_ref(context.asset_key)
-        with storage_errors(get_settings(self.profile), f"reading {ref.identifier}"):
+        with storage_errors(self.settings, f"reading {ref.identifier}"):
             return self._load(context, ref)
 
     def _load(self, context: dg.InputContext, ref: TableRef) -> object:
@@ -163,7 +208,7 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         except NoSuchTableError:
             raise UpstreamNotMaterializedError(
                 f"{context.asset_key.to_user_string()} has not been materialized yet (no table "
-                f"{ref.identifier} in the {self.profile} catalog): materialize it first"
+                f"{ref.identifier} in the {self.settings.profile.value} catalog): materialize it first"
             ) from None
         snapshot = IcebergTables.resolve_snapshot(table, **self._pin(context, ref))
         row_filter = self._partition_filter(context, table)

@@ -19,7 +19,8 @@ import dagster as dg
 
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.trino import TrinoResource
-from mesh_assets.settings import Profile, get_settings
+from mesh_assets.resources import MeshResource
+from mesh_assets.settings import Profile
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -84,7 +85,11 @@ def maintain_local(table: "Table", config: MaintenanceConfig, now: datetime) -> 
     if report["files_before"] >= config.compact_min_files:
         table.overwrite(table.scan().to_arrow(), snapshot_properties={"mesh.maintenance": "compact"})
         table = table.refresh()
-    expire_before = datetime.now(UTC) - timedelta(hours=config.snapshot_retention_hours)
+        # the compaction's own commits (delete + append) are superseded the moment they land
+        compacted = table.current_snapshot()
+        if compacted is not None:
+            now = max(now, datetime.fromtimestamp(compacted.timestamp_ms / 1000, UTC))
+    expire_before = now - timedelta(hours=config.snapshot_retention_hours)
     keep = {s.snapshot_id for s in table.snapshots()[-config.keep_last_snapshots :]}
     keep |= {ref.snapshot_id for ref in table.refs().values()}
     old = [s.snapshot_id for s in table.snapshots() if s.timestamp_ms < expire_before.timestamp() * 1000]
@@ -134,9 +139,9 @@ def maintenance_job(domain: str) -> dg.JobDefinition:
 
     @dg.op(name=f"{domain}_maintain_tables", tags={"mesh/domain": domain})
     def maintain_tables(
-        context: dg.OpExecutionContext, config: MaintenanceConfig, trino: TrinoResource
+        context: dg.OpExecutionContext, config: MaintenanceConfig, mesh: MeshResource, trino: TrinoResource
     ) -> None:
-        settings = get_settings()
+        settings = mesh.settings
         catalog = load_catalog(settings)
         now = datetime.now(UTC)
         tables = sorted(".".join(t) for t in catalog.list_tables(domain))

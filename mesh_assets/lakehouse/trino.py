@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from mesh_assets.settings import Profile, get_settings
+from mesh_assets.resources import MeshResource
+from mesh_assets.settings import Profile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,17 +26,17 @@ class TrinoUnavailableError(RuntimeError):
 class TrinoResource(dg.ConfigurableResource):
     """A Trino client for the profile's ``iceberg`` catalog (connection details from settings)."""
 
-    profile: str = "lake"
+    mesh: MeshResource
     request_timeout: float = 300.0
 
     def _connect(self, schema: str | None = None):
         import trino  # imported here: code locations that never query Trino do not pay for it
 
-        settings = get_settings(self.profile)
+        settings = self.mesh.settings
         if settings.profile is not Profile.LAKE:
             raise TrinoUnavailableError(
                 f"Trino serves the lake profile only (this is {settings.profile.value!r}): "
-                "run with MESH_PROFILE=lake after `mesh infra up`"
+                "run with --profile lake (MESH_PROFILE=lake) after `mesh infra up`"
             )
         return trino.dbapi.connect(
             host=settings.host,
@@ -59,7 +60,7 @@ class TrinoResource(dg.ConfigurableResource):
             rows = cursor.fetchall()
             return rows, [d[0] for d in cursor.description or []]
         except trino.exceptions.TrinoConnectionError as exc:
-            settings = get_settings(self.profile)
+            settings = self.mesh.settings
             raise TrinoUnavailableError(
                 f"Trino does not answer at {settings.trino_url}: start it with `mesh infra up` ({exc})"
             ) from exc

@@ -2,7 +2,7 @@
 
 For every code location, :func:`cross_domain_sensor` generates one sensor from the domain's
 declared dependencies (``dg.AssetIn(key=[other_domain, name])``, the keys
-:func:`mesh_assets.definitions.consumed_keys` computes). The sensor runs in the domain's own code
+:meth:`DomainGraph.consumed` computes). The sensor runs in the domain's own code
 server and reads the instance's event log, which every code location shares, so it sees the
 upstream domain's materializations whatever code location (or deployment) produced them. Why a
 sensor and not declarative automation: ``docs/decisions/0003-cross-domain-triggers.md``.
@@ -32,10 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.event_api import EventLogRecord
-from dagster._core.events import DagsterEventType
-
-from mesh_assets.settings import get_settings
+from dagster import DagsterEventType, EventLogRecord
 
 TRIGGER_TAG = "mesh/trigger"
 UPSTREAM_TAG = "mesh/trigger_upstream"
@@ -73,27 +70,24 @@ def publication_state(instance: dg.DagsterInstance, record: EventLogRecord) -> D
         of_type={DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED, DagsterEventType.ASSET_CHECK_EVALUATION},
     ).records
     planned: set[str] = set()
-    evaluated: dict[str, object] = {}
+    evaluated: dict[str, dg.AssetCheckEvaluation] = {}
     for r in records:
         event = r.event_log_entry.dagster_event
-        data = event.event_specific_data if event else None
-        if data is None or getattr(data, "asset_key", None) != key:
+        data = event.event_specific_data if event is not None else None
+        if event is None or data is None or getattr(data, "asset_key", None) != key:
             continue
-        if event.event_type is DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
-            planned.add(data.check_name)
-        else:
+        if isinstance(data, dg.AssetCheckEvaluation):
             evaluated[data.check_name] = data
+        elif event.event_type is DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+            planned.add(str(getattr(data, "check_name", "")))
     missing = sorted(planned - set(evaluated))
     if missing:
         return Decision(REJECTED, f"check(s) {missing} never evaluated in run {run_id} ({run.status.value})")
     failed = sorted(
         name
         for name, ev in evaluated.items()
-        if not ev.passed  # type: ignore[attr-defined]
-        and (
-            ev.blocking  # type: ignore[attr-defined]
-            or (ev.blocking is None and ev.severity == dg.AssetCheckSeverity.ERROR)  # type: ignore[attr-defined]
-        )
+        if not ev.passed
+        and (ev.blocking or (ev.blocking is None and ev.severity == dg.AssetCheckSeverity.ERROR))
     )
     if failed:
         return Decision(REJECTED, f"blocking check(s) {failed} failed in run {run_id}")
@@ -107,9 +101,9 @@ class _Instance:
 
     def __init__(self, instance: dg.DagsterInstance) -> None:
         self.instance = instance
-        self._runs: dict[str, object] = {}
+        self._runs: dict[str, dg.RunRecord | None] = {}
 
-    def run_record(self, run_id: str):
+    def run_record(self, run_id: str) -> dg.RunRecord | None:
         if run_id not in self._runs:
             self._runs[run_id] = self.instance.get_run_record_by_id(run_id)
         return self._runs[run_id]
@@ -165,7 +159,7 @@ class DomainGraph:
         return cls(frozenset(deps), deps, frozenset(partitions), partitions)
 
     def consumed(self) -> list[dg.AssetKey]:
-        return sorted({d for ds in self.deps.values() for d in ds} - self.local, key=lambda k: k.path)
+        return sorted({d for ds in self.deps.values() for d in ds} - self.local, key=lambda k: tuple(k.path))
 
     def readers(self, upstream: dg.AssetKey) -> set[dg.AssetKey]:
         return {key for key, ds in self.deps.items() if upstream in ds}
@@ -254,7 +248,7 @@ def evaluate(
         # nothing (the cursor stays) and look again next tick, so one run takes every update.
         busy = {
             key.to_user_string(): run_id
-            for key in sorted(selection | graph.upstream(selection), key=lambda k: k.path)
+            for key in sorted(selection | graph.upstream(selection), key=lambda k: tuple(k.path))
             if (run_id := cache.in_progress(key))
         }
         if busy:
@@ -304,7 +298,7 @@ def _run_requests(
     As ``AutomationCondition.eager()``: a time-partitioned target refreshes its latest partition;
     a statically partitioned one refreshes all its partitions (one run over the key range).
     """
-    by_key = functools.partial(sorted, key=lambda k: k.path)
+    by_key = functools.partial(sorted, key=lambda k: tuple(k.path))
     plain = selection - graph.partitioned
     requests = [dg.RunRequest(run_key=run_key, asset_selection=by_key(plain), tags=tags)] if plain else []
     groups: list[tuple[dg.PartitionsDefinition, list[dg.AssetKey]]] = []
@@ -342,13 +336,11 @@ def _run_requests(
     return requests
 
 
-def cross_domain_sensor(domain: str, assets: Sequence[dg.AssetsDefinition]) -> dg.SensorDefinition | None:
+def cross_domain_sensor(domain: str, graph: DomainGraph, interval: int) -> dg.SensorDefinition | None:
     """The domain's trigger on published products of other domains (None if it consumes none)."""
-    graph = DomainGraph.of(assets)
     consumed = graph.consumed()
     if not consumed:
         return None
-    interval = get_settings().trigger_interval
     names = ", ".join(k.to_user_string() for k in consumed)
 
     def _evaluate(context: dg.SensorEvaluationContext):
@@ -363,11 +355,11 @@ def cross_domain_sensor(domain: str, assets: Sequence[dg.AssetsDefinition]) -> d
             f"(its run ended and its blocking contract check passed): {names}. Every {interval} s at most "
             "(MESH_TRIGGER_INTERVAL)."
         ),
-        target=dg.AssetSelection.assets(*sorted(graph.local, key=lambda k: k.path)),
+        target=dg.AssetSelection.assets(*sorted(graph.local, key=lambda k: tuple(k.path))),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
 
 
-def domain_sensors(domain: str, assets: Sequence[dg.AssetsDefinition]) -> list[dg.SensorDefinition]:
-    sensor = cross_domain_sensor(domain, assets)
+def domain_sensors(domain: str, graph: DomainGraph, interval: int) -> list[dg.SensorDefinition]:
+    sensor = cross_domain_sensor(domain, graph, interval)
     return [sensor] if sensor is not None else []

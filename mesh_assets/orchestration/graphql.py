@@ -1,7 +1,10 @@
-"""GraphQL documents the platform sends to Dagster (the runner in-process, services over HTTP)."""
+"""The GraphQL documents the platform sends to Dagster's webserver (what the UI sends), in one place.
 
-# The implicit job of a code location that materializes any selection of its assets (the UI's "Materialize").
-ASSET_JOB = "__ASSET_JOB"
+``tests/orchestration`` validates every document against the schema of the pinned Dagster, so a
+field renamed upstream fails a test, not a user's ``mesh demo``.
+"""
+
+from mesh_assets.orchestration.dagster_internals import IMPLICIT_ASSET_JOB
 
 ASSET_NODES = """
 query MeshAssetNodes {
@@ -13,6 +16,23 @@ query MeshAssetNodes {
     partitionKeys
     partitionDefinition { description }
     repository { name location { name } }
+  }
+}
+"""
+
+LATEST_MATERIALIZATIONS = """
+query MeshLatest($keys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $keys) {
+    assetKey { path }
+    assetMaterializations(limit: 1) {
+      runId
+      metadataEntries {
+        __typename label
+        ... on IntMetadataEntry { intValue }
+        ... on FloatMetadataEntry { floatValue }
+        ... on TextMetadataEntry { text }
+      }
+    }
   }
 }
 """
@@ -30,6 +50,106 @@ mutation MeshLaunch($executionParams: ExecutionParams!) {
   }
 }
 """
+
+RUNS = """
+query MeshRuns($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs {
+      results {
+        runId status creationTime startTime endTime
+        tags { key value }
+        assetSelection { path }
+        repositoryOrigin { repositoryLocationName }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN_LOGS = """
+query MeshRunLogs($runId: ID!, $after: String) {
+  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
+    __typename
+    ... on EventConnection {
+      cursor hasMore
+      events {
+        __typename
+        ... on ExecutionStepFailureEvent { stepKey message error { message causes { message } } }
+        ... on RunFailureEvent { message error { message causes { message } } }
+        ... on AssetCheckEvaluationEvent {
+          stepKey
+          evaluation { checkName success severity description assetKey { path } }
+        }
+      }
+    }
+    ... on PythonError { message }
+    ... on RunNotFoundError { message }
+  }
+}
+"""
+
+LOCATIONS = """
+query MeshLocations {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on PythonError { message }
+        }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+DAEMONS = """
+query MeshDaemons { instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }
+"""
+
+RELOAD_LOCATION = """
+mutation MeshReload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on PythonError { message }
+    ... on ReloadNotSupported { message }
+    ... on RepositoryLocationNotFound { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+SENSOR_TICKS = """
+query MeshTicks($selector: SensorSelector!, $limit: Int) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor {
+      minIntervalSeconds
+      sensorState { status ticks(limit: $limit) { status timestamp skipReason runIds cursor error { message } } }
+    }
+    ... on PythonError { message }
+    ... on SensorNotFoundError { message }
+  }
+}
+"""
+
+ALL_DOCUMENTS = {
+    "ASSET_NODES": ASSET_NODES,
+    "LATEST_MATERIALIZATIONS": LATEST_MATERIALIZATIONS,
+    "LAUNCH_RUN": LAUNCH_RUN,
+    "RUNS": RUNS,
+    "RUN_LOGS": RUN_LOGS,
+    "LOCATIONS": LOCATIONS,
+    "DAEMONS": DAEMONS,
+    "RELOAD_LOCATION": RELOAD_LOCATION,
+    "SENSOR_TICKS": SENSOR_TICKS,
+}
 
 
 def asset_run_params(
@@ -50,7 +170,7 @@ def asset_run_params(
         "selector": {
             "repositoryLocationName": location,
             "repositoryName": repository,
-            "pipelineName": ASSET_JOB,
+            "pipelineName": IMPLICIT_ASSET_JOB,
             "assetSelection": [{"path": p} for p in paths],
         },
         "mode": "default",

@@ -1,36 +1,46 @@
 """The persistent Dagster instance of a profile: SQLite under ``.mesh`` locally, PostgreSQL on the lake.
 
 ``mesh demo``, ``mesh ui`` and the tests all use this instance, so runs launched from the CLI are
-the runs the UI shows. The PostgreSQL URL (with its password) is referenced as ``{env: MESH_DAGSTER_PG_URL}`` in
-``dagster.yaml``; the URL is put into the environment from the secrets file, never written out.
+the runs the UI shows. The PostgreSQL URL (with its password) is referenced as
+``{env: MESH_DAGSTER_PG_URL}`` in ``dagster.yaml`` and reaches the Dagster processes through the
+explicit environment they are started with (:func:`instance_env`); it is never written to a file,
+logged, or put into this process's environment.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import yaml
 
-from mesh_assets.settings import MeshSettings, Profile, get_settings
+from mesh_assets.orchestration.dagster_internals import DEFAULT_RUN_COORDINATOR, instance_from_dir
+from mesh_assets.settings import MeshSettings, Profile
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+PG_URL_VARIABLE = "MESH_DAGSTER_PG_URL"
 
 
 def instance_config(settings: MeshSettings) -> dict:
     config: dict = {
         "telemetry": {"enabled": False},
         # Runs launch at once, with or without a daemon, so `mesh demo` needs no background process.
-        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
+        "run_coordinator": dict(DEFAULT_RUN_COORDINATOR),
         "code_servers": {"local_startup_timeout": 180},
         # The daemon's freshness thread turns each contract's latency SLA (FreshnessPolicy) into a
         # pass / warn / fail state the UI shows (on by default in Dagster 1.13; stated, not implied).
         "freshness": {"enabled": True},
     }
     if settings.profile is Profile.LAKE:
-        # A full URL pins the psycopg2 driver (SQLAlchemy 2.1 defaults postgresql:// to psycopg 3,
+        # A full URL pins the psycopg2 driver (SQLAlchemy 2.x may default postgresql:// to psycopg 3,
         # which dagster-postgres's NOTIFY statements do not work with). It holds the password, so
         # it is referenced from the environment, never written here.
-        config["storage"] = {"postgres": {"postgres_url": {"env": "MESH_DAGSTER_PG_URL"}}}
+        config["storage"] = {"postgres": {"postgres_url": {"env": PG_URL_VARIABLE}}}
     return config
 
 
@@ -42,17 +52,34 @@ def dagster_pg_url(settings: MeshSettings) -> str:
     )
 
 
-def prepare_dagster_home(settings: MeshSettings | None = None) -> Path:
-    """Write ``dagster.yaml`` for the profile (idempotent) and point ``DAGSTER_HOME`` at it."""
-    settings = settings or get_settings()
-    home = settings.dagster_home
+def write_instance(settings: MeshSettings, dagster_home: Path | None = None) -> Path:
+    """Write ``dagster.yaml`` of the profile's instance (idempotent); its folder (``DAGSTER_HOME``)."""
+    home = Path(dagster_home or settings.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
     text = yaml.safe_dump(instance_config(settings), sort_keys=False)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["MESH_PROFILE"] = settings.profile.value
-    if settings.profile is Profile.LAKE:
-        os.environ["MESH_DAGSTER_PG_URL"] = dagster_pg_url(settings)
     return home
+
+
+def instance_env(settings: MeshSettings, dagster_home: Path | None = None) -> dict[str, str]:
+    """What a Dagster process needs to open the instance: ``DAGSTER_HOME`` (and the lake's URL)."""
+    env = {"DAGSTER_HOME": str(Path(dagster_home or settings.dagster_home))}
+    if settings.profile is Profile.LAKE:
+        env[PG_URL_VARIABLE] = dagster_pg_url(settings)
+    return env
+
+
+@contextlib.contextmanager
+def open_instance(settings: MeshSettings, dagster_home: Path | None = None) -> Iterator[dg.DagsterInstance]:
+    """The profile's instance opened in this process, to read it (runs, event log) or to create it.
+
+    The lake's URL is handed over as a config override: this process's environment is left alone.
+    """
+    home = write_instance(settings, dagster_home)
+    overrides = None
+    if settings.profile is Profile.LAKE:
+        overrides = {"storage": {"postgres": {"postgres_url": dagster_pg_url(settings)}}}
+    with instance_from_dir(home, overrides) as instance:
+        yield instance

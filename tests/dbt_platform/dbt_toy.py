@@ -96,7 +96,7 @@ def write_project(root: Path, extra: dict[str, str] | None = None) -> Path:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip())
-    prepare(root)
+    prepare(root, get_settings())
     return root
 
 

@@ -14,7 +14,6 @@ from dbt_toy import SITES, events, write_project, write_source
 from mesh_assets.dbt import DbtNotPreparedError
 from mesh_assets.definitions import build_domain_definitions
 from mesh_assets.lakehouse.catalog import load_catalog
-from mesh_assets.resources import resources_for
 from mesh_assets.settings import REPO_ROOT, get_settings
 
 TOTALS = dg.AssetKey(["toy", "site_totals"])
@@ -28,10 +27,10 @@ def _defs(project) -> dg.Definitions:
 def _materialize(defs: dg.Definitions, keys, partition_key=None, raise_on_error=True):
     graph = defs.get_repository_def().asset_graph
     assets = [graph.get(k).assets_def for k in keys]
+    # the assets carry the resources their code location bound (the settings of this test's MESH_HOME)
     return dg.materialize(
         list({id(a): a for a in assets}.values()),
         selection=list(keys),
-        resources=resources_for(get_settings()),
         partition_key=partition_key,
         raise_on_error=raise_on_error,
     )
@@ -152,7 +151,7 @@ def test_a_location_without_a_prepared_manifest_says_how_to_build_it(tmp_path):
 @pytest.mark.parametrize("domain", ["emissions", "portfolio_alignment"])
 def test_loading_a_location_never_imports_dbt(domain):
     code = (
-        f"import sys, json; import domains.{domain}.definitions as d; d.defs.get_repository_def(); "
+        f"import sys, json; import domains.{domain}.definitions as d; d.defs().get_repository_def(); "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('dbt', 'dagster_dbt', 'duckdb'))))"
     )
     done = subprocess.run(

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mesh_assets.lakehouse.io_manager import IcebergIOManager
+from mesh_assets.settings import get_settings
 
 PARTITIONS = dg.StaticPartitionsDefinition([f"p{i}" for i in range(8)])
 
@@ -46,7 +47,7 @@ def write_partition(namespace: str, table: str, key: str, rows: int, start_at: f
     result = dg.materialize(
         [partitioned],
         partition_key=key,
-        resources={"io_manager": IcebergIOManager(profile="lake")},
+        resources={"io_manager": IcebergIOManager.for_settings(get_settings("lake"))},
         raise_on_error=False,
     )
     print(f"RETRIES {counter.retries}", flush=True)
@@ -74,7 +75,9 @@ def write_stream(namespace: str, table: str, batches: int, rows_per_batch: int, 
         return pa.RecordBatchReader.from_batches(schema, generate())
 
     result = dg.materialize(
-        [streamed], resources={"io_manager": IcebergIOManager(profile="lake")}, raise_on_error=False
+        [streamed],
+        resources={"io_manager": IcebergIOManager.for_settings(get_settings("lake"))},
+        raise_on_error=False,
     )
     if result.success:
         print("WRITE OK", flush=True)

@@ -8,7 +8,6 @@ from dbt_platform.dbt_toy import SITES, events, write_project, write_source
 
 from mesh_assets.definitions import build_domain_definitions
 from mesh_assets.lakehouse.catalog import load_catalog
-from mesh_assets.resources import resources_for
 from mesh_assets.settings import get_settings
 
 pytestmark = [pytest.mark.lake, pytest.mark.slow]
@@ -32,7 +31,7 @@ def lake_toy(lake_stack, trino_sql, tmp_path, monkeypatch):
     monkeypatch.setenv("MESH_PROFILE", "lake")
     _drop_all(trino_sql)
     project = write_project(tmp_path / "toy")
-    yield build_domain_definitions("toy", dbt_project_dir=project)
+    yield build_domain_definitions("toy", dbt_project_dir=project, settings=get_settings("lake"))
     _drop_all(trino_sql)
 
 
@@ -40,8 +39,7 @@ def _materialize(defs, key, partition_key=None, raise_on_error=True):
     assets_def = defs.get_repository_def().asset_graph.get(key).assets_def
     return dg.materialize(
         [assets_def],
-        selection=[key],
-        resources=resources_for(get_settings("lake")),
+        selection=[key],  # the location bound its resources (lake settings)
         partition_key=partition_key,
         raise_on_error=raise_on_error,
     )

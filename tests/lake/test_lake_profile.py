@@ -7,14 +7,13 @@ import subprocess
 import dagster as dg
 import pandas as pd
 import pytest
-from dagster._core.storage.dagster_run import DagsterRunStatus
 
+from mesh_assets.definitions import resources_for
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.maintenance import maintenance_job
 from mesh_assets.lakehouse.trino import TrinoResource
-from mesh_assets.orchestration.instance import prepare_dagster_home
-from mesh_assets.orchestration.runner import MeshWorkspace
-from mesh_assets.resources import resources_for
+from mesh_assets.orchestration import runner
+from mesh_assets.orchestration.services import DagsterServices
 from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, get_settings
 
 pytestmark = [pytest.mark.lake, pytest.mark.slow]
@@ -24,40 +23,39 @@ SCORE = "portfolio_alignment.portfolio_temperature_score"
 
 @pytest.fixture(scope="module")
 def lake_mesh(lake_stack):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MESH_PROFILE", "lake")
-    settings = get_settings()
-    prepare_dagster_home(settings)
-    with dg.DagsterInstance.get() as instance, MeshWorkspace(REPO_ROOT / "workspace.yaml", instance) as mesh:
-        nodes = mesh.asset_nodes()
-        runs = mesh.materialize_all(log_level="WARNING")
-        yield settings, instance, nodes, runs
-    mp.undo()
+    settings = get_settings("lake")
+    with DagsterServices(settings, daemon=False, webserver_port=0) as svc:
+        nodes = runner.asset_nodes(svc.client)
+        runs = runner.materialize_all(svc.client, log_level="WARNING", nodes=nodes)
+        with svc.open_instance() as instance:
+            yield settings, instance, nodes, runs
 
 
 def test_every_domain_materializes_into_the_lake(lake_mesh):
     settings, instance, nodes, runs = lake_mesh
-    assert len(runs) == 6 and all(r.status is DagsterRunStatus.SUCCESS for r in runs)
+    assert len(runs) == 6 and all(r.succeeded for r in runs)
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     for node in nodes:
-        metadata = instance.get_latest_materialization_event(node.key).asset_materialization.metadata
+        metadata = instance.get_latest_materialization_event(
+            dg.AssetKey(list(node.path))
+        ).asset_materialization.metadata
         assert metadata["dagster/uri"].value.startswith(f"s3://{settings.s3_bucket}/iceberg/")
         assert (
             metadata["iceberg/snapshot_id"].value
-            == load_catalog(settings).load_table(".".join(node.key.path)).current_snapshot().snapshot_id
+            == load_catalog(settings).load_table(".".join(node.path)).current_snapshot().snapshot_id
         )
 
 
 def test_trino_reads_every_table_with_the_published_row_counts(lake_mesh, trino_sql):
     _, instance, nodes, _ = lake_mesh
     for node in nodes:
-        namespace, table = node.key.path
+        namespace, table = node.path
         expected = (
-            instance.get_latest_materialization_event(node.key)
+            instance.get_latest_materialization_event(dg.AssetKey(list(node.path)))
             .asset_materialization.metadata["iceberg/table_row_count"]
             .value
         )
-        assert trino_sql(f'SELECT count(*) FROM "{namespace}"."{table}"') == [[expected]], node.key
+        assert trino_sql(f'SELECT count(*) FROM "{namespace}"."{table}"') == [[expected]], node.path
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from mesh_assets.definitions import resources_for
 from mesh_assets.lakehouse.io_manager import IcebergIOManager
 from mesh_assets.lakehouse.maintenance import maintenance_job
-from mesh_assets.resources import resources_for
 from mesh_assets.settings import REPO_ROOT, get_settings
 
 pytestmark = [pytest.mark.lake, pytest.mark.slow]
@@ -50,7 +50,9 @@ def _seed(namespace: str, table: str, rows: int) -> None:
     def seed() -> pd.DataFrame:
         return pd.DataFrame({"n": range(rows), "payload": "seed"})
 
-    assert dg.materialize([seed], resources={"io_manager": IcebergIOManager(profile="lake")}).success
+    assert dg.materialize(
+        [seed], resources={"io_manager": IcebergIOManager.for_settings(get_settings("lake"))}
+    ).success
 
 
 def _wait_for(proc: subprocess.Popen, marker: str, timeout: float = 120) -> list[str]:
@@ -153,10 +155,11 @@ def _materialize_failure(namespace: str, env: dict[str, str]) -> str:
     script = (
         "import dagster as dg, pandas as pd\n"
         "from mesh_assets.lakehouse.io_manager import IcebergIOManager\n"
+        "from mesh_assets.settings import get_settings\n"
         f"@dg.asset(key_prefix={namespace!r})\n"
         "def misconfigured() -> pd.DataFrame:\n"
         "    return pd.DataFrame({'a': [1]})\n"
-        "r = dg.materialize([misconfigured], resources={'io_manager': IcebergIOManager(profile='lake')}, raise_on_error=False)\n"
+        "r = dg.materialize([misconfigured], resources={'io_manager': IcebergIOManager.for_settings(get_settings('lake'))}, raise_on_error=False)\n"
         "assert not r.success\n"
         "print('ERROR>', r.get_step_failure_events()[0].event_specific_data.error.cause.message)\n"
     )

@@ -106,9 +106,10 @@ def dagster_ui(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     mesh_home = tmp_path_factory.mktemp("ui-mesh")
     started = time.monotonic()
-    with DagsterServices(
-        profile="local", daemon=False, webserver_port=_free_port(), mesh_home=mesh_home
-    ) as svc:
+    from mesh_assets.settings import MeshSettings
+
+    settings = MeshSettings.from_env("local").replace(home=mesh_home)
+    with DagsterServices(settings, daemon=False, webserver_port=_free_port()) as svc:
         print(f"\nDagster UI {svc.url} up in {time.monotonic() - started:.0f}s (logs {svc.log_dir})")
         yield svc
 

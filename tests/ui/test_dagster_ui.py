@@ -18,13 +18,13 @@ import time
 from collections import defaultdict
 
 import pytest
-import yaml
 
 from mesh_assets.dbt.manifest import DBT_PROJECTS_DIR, load_project
 from mesh_assets.lakehouse.catalog import load_catalog
-from mesh_assets.orchestration.graphql import ASSET_NODES
-from mesh_assets.orchestration.runner import AssetNode, MeshWorkspace
+from mesh_assets.orchestration import runner
+from mesh_assets.orchestration.runner import AssetNode
 from mesh_assets.settings import REPO_ROOT
+from mesh_assets.workspace import locations
 
 pytestmark = pytest.mark.slow
 
@@ -47,27 +47,12 @@ UI_TIMEOUT = 120_000  # milliseconds, for the UI to show what GraphQL already sa
 
 def workspace_locations() -> list[str]:
     """Code location names, read from workspace.yaml (the test follows locations added there)."""
-    names = []
-    for entry in yaml.safe_load(WORKSPACE.read_text())["load_from"]:
-        ((_, spec),) = entry.items()
-        names.append(spec["location_name"] if isinstance(spec, dict) else spec)
-    return names
+    return [loc.name for loc in locations(WORKSPACE)]
 
 
 def asset_nodes(svc) -> list[AssetNode]:
     """The materializable assets of the workspace, as the UI's GraphQL layer serves them."""
-    return [
-        AssetNode(
-            key=tuple(n["assetKey"]["path"]),  # type: ignore[arg-type]
-            location=n["repository"]["location"]["name"],
-            repository=n["repository"]["name"],
-            deps=tuple(tuple(d["path"]) for d in n["dependencyKeys"]),  # type: ignore[misc]
-            partition_keys=tuple(n["partitionKeys"]) if n["isPartitioned"] else (),
-            partitions=None,
-        )
-        for n in svc.graphql(ASSET_NODES)["assetNodes"]
-        if n["isMaterializable"]
-    ]
+    return runner.asset_nodes(svc.client)
 
 
 def asset_path(key: tuple[str, ...]) -> str:
@@ -83,29 +68,7 @@ def shown_as(display: str, name: str) -> bool:
 
 
 def run_errors(svc, run_id: str) -> str:
-    data = svc.graphql(
-        """
-        query UiRunErrors($runId: ID!) {
-          logsForRun(runId: $runId) {
-            __typename
-            ... on EventConnection {
-              events {
-                __typename
-                ... on ExecutionStepFailureEvent { stepKey error { message } }
-                ... on RunFailureEvent { message }
-              }
-            }
-          }
-        }
-        """,
-        {"runId": run_id},
-    )["logsForRun"]
-    events = data.get("events") or []
-    return "\n".join(
-        f"{e.get('stepKey') or 'run'}: {(e.get('error') or {}).get('message') or e.get('message')}"
-        for e in events
-        if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")
-    )
+    return "\n".join(svc.client.run_errors(run_id))
 
 
 def materialize_in_ui(page: Page, svc, key: tuple[str, ...], shots, name: str) -> str:
@@ -122,7 +85,7 @@ def materialize_in_ui(page: Page, svc, key: tuple[str, ...], shots, name: str) -
     page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
     run_id = re.search(r"/runs/([0-9a-f-]{36})", page.url).group(1)
     assert run_id.startswith(toast.inner_text().split()[-1])
-    run = svc.wait_for_run(run_id, timeout=RUN_TIMEOUT)
+    run = svc.client.wait_for_run(run_id, timeout=RUN_TIMEOUT)
     assert run["status"] == "SUCCESS", f"run {run_id}: {run['status']}\n{run_errors(svc, run_id)}"
     assert run["assetSelection"] == [list(key)]
     # The run page shows the success the instance recorded.
@@ -157,7 +120,7 @@ def test_global_asset_graph_shows_the_assets_of_every_domain(dagster_ui, page: P
     nodes = asset_nodes(dagster_ui)
     by_location: dict[str, set[str]] = defaultdict(set)
     for node in nodes:
-        by_location[node.location].add(node.key[-1])
+        by_location[node.location].add(node.path[-1])
     assert set(by_location) == set(workspace_locations())
 
     # A large window: the graph renders only the nodes in view.
@@ -205,8 +168,8 @@ def test_global_asset_graph_shows_the_assets_of_every_domain(dagster_ui, page: P
     assert all(visible.values()), f"domains without an asset in the graph: {missing}; labels {seen}"
     assert not missing, f"assets missing from the graph: {missing}"
     # The lineage joins domains: the scores consume three other domains' products.
-    scores = next(n for n in nodes if n.key == SCORES)
-    owner = {n.key: n.location for n in nodes}
+    scores = next(n for n in nodes if n.path == SCORES)
+    owner = {n.path: n.location for n in nodes}
     assert {owner[d] for d in scores.deps if d in owner} >= {"companies", "emissions", "benchmarks"}
 
 
@@ -242,7 +205,7 @@ def test_materialize_a_product_and_read_its_check_and_snapshot(dagster_ui, page:
 # ---- 4. the portfolio scores' report ---------------------------------------------------------------
 def _materialized(svc, keys: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
     """Those of ``keys`` the instance has a materialization of (of any partition)."""
-    data = svc.graphql(
+    data = svc.client.graphql(
         """
         query UiMaterialized($keys: [AssetKeyInput!]) {
           assetNodes(assetKeys: $keys) { assetKey { path } assetMaterializations(limit: 1) { runId } }
@@ -258,7 +221,7 @@ def _materialize_upstream(
 ) -> list[dict]:
     """Materialize everything ``key`` depends on (not ``key``), location by location, through GraphQL;
     with ``missing_only``, only what was never materialized."""
-    by_key = {n.key: n for n in nodes}
+    by_key = {n.path: n for n in nodes}
     needed: set[tuple[str, ...]] = set()
     todo = list(by_key[key].deps)
     while todo:
@@ -270,7 +233,7 @@ def _materialize_upstream(
         needed -= _materialized(svc, needed)
     wanted = [by_key[k] for k in needed]
     runs = []
-    for layer in MeshWorkspace.location_layers(wanted):
+    for layer in runner.location_layers(wanted):
         launched = []
         for location in layer:
             groups: dict[tuple[str, ...], list[AssetNode]] = defaultdict(list)
@@ -279,14 +242,14 @@ def _materialize_upstream(
                     groups[node.partition_keys].append(node)
             for partition_keys, group in groups.items():
                 launched.append(
-                    svc.launch_assets(
+                    svc.client.launch_assets(
                         location,
-                        [list(n.key) for n in group],
+                        [list(n.path) for n in group],
                         partition_range=(partition_keys[0], partition_keys[-1]) if partition_keys else None,
                     )
                 )
         for run_id in launched:
-            run = svc.wait_for_run(run_id, timeout=RUN_TIMEOUT)
+            run = svc.client.wait_for_run(run_id, timeout=RUN_TIMEOUT)
             assert run["status"] == "SUCCESS", f"upstream run {run_id}: {run_errors(svc, run_id)}"
             runs.append(run)
     return runs
