@@ -189,7 +189,8 @@ def _runs(defs: dg.Definitions) -> list[tuple[list[dg.AssetKey], dg.PartitionsDe
             continue
         part = node.partitions_def
         groups.setdefault(id(part) if part is None else repr(part), ([], part))[0].append(node.key)
-    return list(groups.values())
+    # unpartitioned first: partitioned dbt marts read the unpartitioned products of their domain
+    return sorted(groups.values(), key=lambda group: group[1] is not None)
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,8 @@ def portfolio_holdings(raw: RawInputs) -> dg.Output:
         "production": dg.AssetIn(key=["emissions", "production"]),
         "company_targets": dg.AssetIn(key=["emissions", "company_targets"]),
         "intensity_pathways": dg.AssetIn(key=["benchmarks", "intensity_pathways"]),
+        "production_pathways": dg.AssetIn(key=["benchmarks", "production_pathways"]),
+        "portfolio_holdings": dg.AssetIn(key=[DOMAIN, "portfolio_holdings"]),
     },
 )
 def company_temperature_scores(
@@ -53,6 +55,8 @@ def company_temperature_scores(
     production,
     company_targets,
     intensity_pathways,
+    production_pathways,
+    portfolio_holdings,
 ) -> dg.Output:
     """Per-company temperature alignment score against the sector benchmark budget.
 
@@ -68,10 +72,21 @@ def company_temperature_scores(
         company_targets,
         intensity_pathways,
         config.benchmark_id,
+        production_pathways=production_pathways,
     )
-    # What people look at: the hottest and coolest companies and the spread of scores.
+    # What people look at: the hottest and coolest companies and the spread of scores (S1S2, the
+    # scope most portfolios are reported on), and which holdings drive each portfolio figure.
+    s1s2 = cleaned.data[cleaned.data["scope"] == "S1S2"]
+    contributors = report.top_contributors_markdown(portfolio_holdings, cleaned.data, company_master)
     return cleaned_output(
-        cleaned, benchmark_id=config.benchmark_id, **report.score_report_metadata(cleaned.data)
+        cleaned,
+        benchmark_id=config.benchmark_id,
+        **report.score_report_metadata(s1s2),
+        **{
+            "mesh/portfolio_top_contributors": dg.MetadataValue.md(contributors),
+            # scores above 4.4 C (SSP5-8.5) are capped and flagged: counted here so none goes unseen
+            "mesh/scores_capped": dg.MetadataValue.int(int(cleaned.data["score_capped"].fillna(False).sum())),
+        },
     )
 
 

@@ -346,3 +346,40 @@ def score_report_metadata(scores: pd.DataFrame, n: int = 10) -> dict[str, dg.Met
                 round(int(defaults) / len(values), 4)
             )
     return metadata
+
+
+def top_contributors_markdown(
+    holdings: pd.DataFrame, scores: pd.DataFrame, company_master: pd.DataFrame, n: int = 5
+) -> str:
+    """The holdings that weigh most in each portfolio figure (per scope and aggregation method).
+
+    A holding's contribution is its share of the figure, ``w_i T_i / sum(w T)``, with the method's
+    weights (see ``transforms.method_weights``): an analyst sees at once which position drives WATS or
+    ECOTS and by how much, e.g. one mis-reported company that pushes a figure up.
+    """
+    from domains.portfolio_alignment import transforms
+
+    if scores.empty or holdings.empty:
+        return "no portfolio figures"
+    master = company_master.drop_duplicates("company_id").set_index("company_id")
+    lines = [
+        "| scope | method | figure °C | top holdings (score °C, share of the figure) |",
+        "| :--- | :--- | ---: | :--- |",
+    ]
+    for (_, scope), sc in scores.drop_duplicates(["company_id", "scope", "benchmark_id"]).groupby(
+        ["benchmark_id", "scope"]
+    ):
+        h = transforms.holding_scores(holdings, sc, master)
+        for method, weights in transforms.method_weights(h).items():
+            ok = weights.notna() & (weights > 0)
+            if not ok.any():
+                continue
+            part = weights[ok] * h.loc[ok, "temperature_score_c"]
+            figure = float(part.sum() / weights[ok].sum())
+            share = (part / part.sum()).sort_values(ascending=False).head(n)
+            top = "; ".join(
+                f"{_md(h.at[i, 'company_id'])} ({h.at[i, 'temperature_score_c']:.2f}, {share[i]:.0%})"
+                for i in share.index
+            )
+            lines.append(f"| {scope} | {method} | {figure:.2f} | {top} |")
+    return "\n".join(lines)

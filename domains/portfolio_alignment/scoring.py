@@ -1,19 +1,21 @@
-"""ITR-style company temperature scores (simplified; method in docs/portfolio-alignment-method.md).
+"""Company temperature scores by the method of the ITR tool 1.1.10 (docs/portfolio-alignment-method.md).
 
 For one company ("entity": a company_master row, or a synthetic sector split ``ISIN+Sector``) and one
-scope (S1S2 by default):
+scope (S1, S1S2, S3, S1S2S3):
 
 1. benchmark pathway: same sector (aliases in :data:`SECTOR_FALLBACKS`), the company's region if the
    benchmark has it, else OECD/non-OECD (if present), else Global; when the benchmark has no S1S2 pathway
    for the sector but an S1 one (TPI power), S1 is scored against it (``benchmark_scope``);
 2. base year ``Y0``: latest year with both emissions and production (production converted into the
    benchmark's denominator unit); base intensity ``I0 = E(Y0) / P(Y0)``;
-3. projection ``I(t)`` for ``t = Y0+1 .. 2050``: from targets (linear between milestones, flat after the
-   last one, linear to zero at the net-zero year) when a binding target exists, otherwise the historical
-   trend (median year-on-year change, clipped to [-10 %, +3 %] a year);
-4. production is held at ``P(Y0)``: cumulative emissions ``CE = P0 * sum I(t)``, budget
-   ``CB = P0 * sum I_bm(t)``;
-5. ``score = min(T_bm + TCRE * B_global * (CE / CB - 1), 4.4)`` with ``TCRE = 2.2 C / 3664 Gt CO2`` (ITR).
+3. intensity paths 2019..2050: reported intensities up to ``Y0``, then the trajectory (median
+   year-on-year change, clipped to [-10 %, +3 %] a year) and, with a binding target (own scope, else a
+   neighbouring scope's as ITR does), the target path (linear between milestones, zero at net zero);
+4. production grows with the benchmark's production pathway; cumulative emissions and the budget are
+   sums of production x intensity over 2019..2050;
+5. ``T = T_bm + TCRE * B * (CE / CB - 1)`` per path (``B`` divided by 0.76 when the benchmark excludes
+   AFOLU), blended ``0.5 target + 0.5 trajectory`` (target only when the trajectory overshoots tenfold),
+   capped at 4.4 C (flagged).
 
 Entities without enough data get :data:`DEFAULT_SCORE_C` (3.2 C) and ``score_source = 'default'``.
 """
@@ -48,9 +50,28 @@ END_YEAR = 2050
 TREND_MIN_RATE, TREND_MAX_RATE = -0.10, 0.03  # ITR ProjectionControls LOWER_DELTA / UPPER_DELTA
 TREND_MAX_CHANGES = 5  # the last 5 year-on-year changes feed the median
 LATEST_BASE_YEAR = 2022  # the sample data stops in 2022
+# ITR 1.1.10 (ProjectionControls.BASE_YEAR / TARGET_YEAR): cumulative emissions, budgets and the
+# production projection run over 2019..2050, historic intensities standing in for the years reported.
+ITR_BASE_YEAR = 2019
+# ITR TemperatureScoreControls.target_probability: a company with a target and a trajectory scores
+# p * target score + (1 - p) * trajectory score.
+TARGET_PROBABILITY = 0.5
+# ITR: when the trajectory overshoots its budget more than tenfold the trajectory is deemed runaway
+# and the target score alone is used (score_result_type TARGET_ONLY).
+RUNAWAY_OVERSHOOT = 10.0
+# ITR: a benchmark whose global budget excludes land use (is_AFOLU_included false) has its budget
+# divided by 0.76, the share of non-AFOLU emissions (396 Gt CO2 -> 521 Gt CO2 for OECM 1.5 C).
+NON_AFOLU_SHARE = 0.76
 
 # Scope scored -> scope used when the benchmark has no pathway for the sector in that scope.
 SCOPE_FALLBACKS: dict[str, str] = {"S1S2": "S1"}
+
+# Scope scored -> scopes whose targets stand in when the scope has none (ITR 1.1.10 template loader).
+TARGET_SCOPE_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "S1S2": ("S1S2S3", "S1"),
+    "S1": ("S1S2",),
+    "S3": ("S1S2S3",),
+}
 
 # Company sector -> benchmark sectors to try, in order (after the exact name).
 SECTOR_FALLBACKS: dict[str, tuple[str, ...]] = {
@@ -73,6 +94,55 @@ class Context:
     pathways: dict[tuple[str, str], pd.DataFrame]  # (sector, scope) -> rows of one benchmark
     fx_to_eur: dict[str, float]  # ISO currency -> EUR per unit
     benchmark_id: str
+    # (sector, region) -> year -> production index (1.0 in the benchmark's base year), from the OECM
+    # production pathways; empty -> production held constant
+    production_index: dict[tuple[str, str], dict[int, float]] | None = None
+
+
+def index_production_pathways(production_pathways: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
+    """Production index by (sector, region) and year."""
+    out: dict[tuple[str, str], dict[int, float]] = {}
+    for (sector, region), g in production_pathways.groupby(["sector", "region"]):
+        out[(str(sector), str(region))] = dict(
+            zip(g["year"].astype(int), g["production_index"].astype(float), strict=True)
+        )
+    return out
+
+
+def _production_growth(ctx: Context, sector: str, region: str) -> dict[int, float]:
+    """The benchmark's production index for the pathway's sector and region (Global as fallback)."""
+    table = ctx.production_index or {}
+    for sec in (sector, *SECTOR_FALLBACKS.get(sector, ())):
+        for reg in (region, "Global"):
+            if (sec, reg) in table:
+                return table[(sec, reg)]
+    return {}
+
+
+def _historic_path(intensity: dict[int, float], first: int, last: int) -> dict[int, float]:
+    """Reported intensities for ``first..last``: gaps interpolated linearly, before the first report
+    the first reported value (ITR fills its projection frame the same way from the historic data)."""
+    known = sorted(y for y in intensity if y <= last)
+    out: dict[int, float] = {}
+    for t in range(first, last + 1):
+        if t in intensity:
+            out[t] = intensity[t]
+        elif t < known[0]:
+            out[t] = intensity[known[0]]
+        else:
+            lo = max(y for y in known if y < t)
+            hi = min((y for y in known if y > t), default=None)
+            out[t] = (
+                intensity[lo]
+                if hi is None
+                else intensity[lo] + (intensity[hi] - intensity[lo]) * (t - lo) / (hi - lo)
+            )
+    return out
+
+
+def itr_score(temperature: float, budget_gt: float, ratio: float) -> float:
+    """ITR's score for an overshoot ratio: ``T_bm + TCRE * B * (R - 1)``."""
+    return temperature + TCRE_C_PER_GT_CO2 * budget_gt * (ratio - 1.0)
 
 
 def index_emissions(
@@ -228,16 +298,33 @@ def _trend_rate(intensity: dict[int, float], base_year: int) -> float:
 
 
 def _target_milestones(
-    targets: pd.DataFrame, bm_denominator: str, base_year: int, i0: float, p0: float, fx: dict[str, float]
+    targets: pd.DataFrame,
+    bm_denominator: str,
+    base_year: int,
+    i0: float,
+    p0: float,
+    fx: dict[str, float],
+    intensity: dict[int, float] | None = None,
 ) -> tuple[list[tuple[int, float]], int | None, int]:
-    """Binding (year, intensity) milestones after ``base_year``, the net-zero year, and targets used."""
+    """Binding (year, intensity) milestones after ``base_year``, the net-zero year, and targets used.
+
+    With ``intensity`` (targets borrowed from another scope), a target is its reduction ambition
+    applied to the scored scope's intensity in the target's base year (else the base year's).
+    """
     by_year: dict[int, float] = {}
     used = 0
     for rec in targets.to_dict("records"):
         year = int(rec["target_year"])
         if year <= base_year:
             continue
-        if rec["target_type"] == "intensity":
+        if intensity is not None:
+            ambition = rec.get("reduction_ambition")
+            if ambition is None or pd.isna(ambition):
+                continue
+            ref = rec.get("base_year")
+            ref_value = intensity.get(int(ref)) if ref is not None and not pd.isna(ref) else None
+            value = (ref_value if ref_value is not None else i0) * (1.0 - float(ambition))
+        elif rec["target_type"] == "intensity":
             factor = production_factor(denominator(str(rec["unit"])), bm_denominator, fx)
             if factor is None or factor == 0:
                 continue
@@ -359,8 +446,13 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
         return default("no base year up to 2022")
     base_year = max(intensity)
     i0, p0, e0 = intensity[base_year], prod[base_year], emissions[base_year]
-    horizon = [t for t in range(base_year + 1, END_YEAR + 1) if t in bm]
-    budget_sum = sum(bm[t] for t in horizon)
+    first = min(ITR_BASE_YEAR, base_year)
+    horizon = [t for t in range(ITR_BASE_YEAR, END_YEAR + 1) if t in bm]
+    growth = _production_growth(ctx, out["benchmark_sector"], out["benchmark_region"])
+    g0 = growth.get(base_year) or 1.0
+    # production projected with the benchmark's production pathway, anchored at the base year
+    production = {t: p0 * (growth.get(t, g0) / g0 if growth else 1.0) for t in horizon}
+    budget = sum(production[t] * bm[t] for t in horizon)
     out.update(
         {
             "data_segment": used_level,
@@ -373,36 +465,66 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
             "benchmark_intensity_base_year": bm.get(base_year, bm[min(bm)]),
         }
     )
-    if not horizon or budget_sum <= 0:
+    if not horizon or budget <= 0:
         return default("benchmark budget is zero over the projection horizon")
+    afolu = pathway["is_afolu_included"].iloc[0] if "is_afolu_included" in pathway else None
+    excludes_afolu = afolu is not None and not pd.isna(afolu) and not bool(afolu)
+    budget_gt = out["global_budget_gt_co2"] / (NON_AFOLU_SHARE if excludes_afolu else 1.0)
+    out["global_budget_gt_co2"] = budget_gt
 
-    targets = ctx.targets.get(entity["company_id"], pd.DataFrame())
-    if len(targets):
-        targets = targets[(targets["scope"] == bm_scope) & targets["s3_category"].isna()]
+    all_targets = ctx.targets.get(entity["company_id"], pd.DataFrame())
+    targets = all_targets
+    if len(all_targets):
+        totals = all_targets[all_targets["s3_category"].isna()]
+        # ITR: a scope without targets of its own takes those of a neighbouring scope (S1S2 from
+        # S1S2S3 or S1 targets), the reduction ambition applied to the scope's own base figure.
+        for target_scope in (bm_scope, *TARGET_SCOPE_FALLBACKS.get(bm_scope, ())):
+            targets = totals[totals["scope"] == target_scope]
+            if len(targets):
+                break
+    borrowed = len(targets) > 0 and str(targets["scope"].iloc[0]) != bm_scope
     milestones, netzero, used = ([], None, 0)
     if len(targets):
-        milestones, netzero, used = _target_milestones(targets, bm_den, base_year, i0, p0, ctx.fx_to_eur)
-    rate = None
+        milestones, netzero, used = _target_milestones(
+            targets, bm_den, base_year, i0, p0, ctx.fx_to_eur, intensity if borrowed else None
+        )
+    history = _historic_path(intensity, first, base_year)
+    rate = _trend_rate(intensity, base_year)
+    trajectory = {**history, **_project(i0, base_year, [], rate)}
+    cum_traj = sum(production[t] * trajectory[t] for t in horizon)
+    traj_ratio = cum_traj / budget
+    traj_score = itr_score(out["benchmark_temperature_c"], budget_gt, traj_ratio)
+    target_ratio = target_score = cum_target = None
+    path = trajectory
     if milestones:
-        source = "target"
+        target_path = {**history, **_project(i0, base_year, milestones, None)}
+        cum_target = sum(production[t] * target_path[t] for t in horizon)
+        target_ratio = cum_target / budget
+        target_score = itr_score(out["benchmark_temperature_c"], budget_gt, target_ratio)
+        path = target_path
+    if target_score is None:
+        raw, source, result_type = traj_score, "trend", "TRAJECTORY_ONLY"
+    elif traj_ratio > RUNAWAY_OVERSHOOT:
+        raw, source, result_type = target_score, "target", "TARGET_ONLY"
     else:
-        source = "trend"
-        rate = _trend_rate(intensity, base_year)
-    path = _project(i0, base_year, milestones, rate)
-    company_sum = sum(path[t] for t in horizon)
-    ratio = company_sum / budget_sum
-    raw = out["benchmark_temperature_c"] + TCRE_C_PER_GT_CO2 * out["global_budget_gt_co2"] * (ratio - 1.0)
+        raw = TARGET_PROBABILITY * target_score + (1.0 - TARGET_PROBABILITY) * traj_score
+        source, result_type = "target", "COMPLETE"
     temperature = min(raw, MAX_SCORE_C)
     out.update(
         {
             "trend_annual_rate": rate,
-            "n_targets_used": used if source == "target" else 0,
-            "netzero_year": netzero if source == "target" else None,
+            "n_targets_used": used if milestones else 0,
+            "netzero_year": netzero if milestones else None,
             "projected_intensity_2030": path.get(2030),
             "projected_intensity_2050": path.get(END_YEAR),
-            "cumulative_emissions_t_co2e": p0 * company_sum,
-            "cumulative_budget_t_co2e": p0 * budget_sum,
-            "overshoot_ratio": ratio,
+            "cumulative_emissions_t_co2e": cum_target if cum_target is not None else cum_traj,
+            "cumulative_trajectory_t_co2e": cum_traj,
+            "cumulative_budget_t_co2e": budget,
+            "overshoot_ratio": target_ratio if target_ratio is not None else traj_ratio,
+            "trajectory_overshoot_ratio": traj_ratio,
+            "trajectory_score_c": traj_score,
+            "target_score_c": target_score,
+            "score_result_type": result_type,
             "temperature_score_uncapped_c": raw,
             "score_capped": raw > MAX_SCORE_C,
             "temperature_score_c": temperature,

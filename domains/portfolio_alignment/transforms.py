@@ -59,6 +59,11 @@ SCORE_COLUMNS: dict[str, str] = {
     "cumulative_emissions_t_co2e": "float64",
     "cumulative_budget_t_co2e": "float64",
     "overshoot_ratio": "float64",
+    "cumulative_trajectory_t_co2e": "float64",
+    "trajectory_overshoot_ratio": "float64",
+    "trajectory_score_c": "float64",
+    "target_score_c": "float64",
+    "score_result_type": "string",
     "temperature_score_uncapped_c": "float64",
     "score_capped": "boolean",
     "temperature_score_c": "float64",
@@ -79,6 +84,7 @@ PORTFOLIO_COLUMNS: dict[str, str] = {
     "coverage_value_share": "float64",
     "method_value_eur": "float64",
     "method_value_share": "float64",
+    "n_holdings_no_company_data": "Int64",
 }
 
 
@@ -232,7 +238,8 @@ def company_temperature_scores(
     company_targets: pd.DataFrame,
     intensity_pathways: pd.DataFrame,
     benchmark_id: str,
-    scopes: tuple[str, ...] = ("S1S2",),
+    scopes: tuple[str, ...] = ("S1", "S1S2", "S3", "S1S2S3"),
+    production_pathways: pd.DataFrame | None = None,
 ) -> Cleaned:
     """Temperature score per company (and synthetic sector split) and scope, against one benchmark.
 
@@ -269,6 +276,11 @@ def company_temperature_scores(
         pathways=scoring.index_pathways(pathways),
         fx_to_eur=_fx_table(company_master),
         benchmark_id=benchmark_id,
+        production_index=(
+            scoring.index_production_pathways(production_pathways)
+            if production_pathways is not None
+            else None
+        ),
     )
     rows = [
         scoring.score_entity(ctx, entity, scope)
@@ -287,52 +299,43 @@ def _weighted(values: pd.Series, weights: pd.Series) -> float:
     return float((values * weights).sum() / total) if total > 0 else math.nan
 
 
+# method -> company_master column dividing the holding's value (owned-emissions methods, ITR 1.1.10)
+OWNERSHIP_DENOMINATORS: dict[str, str] = {
+    "MOTS": "market_cap_eur",
+    "EOTS": "ev_eur",
+    "ECOTS": "evic_eur",
+    "AOTS": "assets_eur",
+    "ROTS": "revenue_eur",
+}
+
+
 def portfolio_temperature_score(  # reference implementation of the dbt model
     portfolio_holdings: pd.DataFrame, company_temperature_scores: pd.DataFrame, company_master: pd.DataFrame
 ) -> Cleaned:
-    """Portfolio temperature score per scope and weighting method.
+    """Portfolio temperature score per benchmark, scope and aggregation method.
 
     Each holding takes the score of its ``company_id`` (sector splits included); if there is none, the
     score of its ``base_company_id`` (flagged as data-based only if that score is); otherwise the default
-    3.2 C. Methods (one row each, per benchmark and scope):
+    3.2 C. Methods (one row each, per benchmark and scope; a method without any eligible holding has
+    no row):
 
     * ``WATS``: value-weighted average over all holdings, T = sum(v_i T_i) / sum(v_i); defaults count at 3.2 C.
     * ``WATS_data_only``: the same over holdings with a target/trend score only.
-    * ``ECOTS``: EVIC ownership weighting, w_i = (v_i / EVIC_i) x E_i (owned base-year emissions), over
-      holdings with EVIC (company_master) and base-year emissions (the score row).
+    * ``TETS``: weighted by the base-year emissions E_i of the score, over data-based holdings.
+    * ``MOTS``/``EOTS``/``ECOTS``/``AOTS``/``ROTS``: owned emissions w_i = (v_i / D_i) x E_i with D the
+      market cap, EV, EVIC, total assets or revenue (company_master), over data-based holdings with D > 0.
 
     Columns: ``benchmark_id``, ``scope``, ``method``, ``temperature_score_c``, ``n_holdings``,
     ``n_holdings_data_based``, ``n_holdings_default``, ``total_value_eur``, ``data_based_value_eur``,
     ``coverage_value_share`` (data-based value / total value), ``method_value_eur`` and
-    ``method_value_share`` (value of the holdings the method averages over).
+    ``method_value_share`` (value of the holdings the method averages over), ``n_holdings_no_company_data``.
     """
     cleaned = Cleaned(data=pd.DataFrame())
     scores = company_temperature_scores.drop_duplicates(["company_id", "scope", "benchmark_id"])
-    evic = company_master.drop_duplicates("company_id").set_index("company_id")["evic_eur"]
+    master = company_master.drop_duplicates("company_id").set_index("company_id")
     rows: list[dict[str, Any]] = []
     for (benchmark_id, scope), sc in scores.groupby(["benchmark_id", "scope"]):
-        by_id = sc.set_index("company_id")
-        h = portfolio_holdings.copy()
-        picked = []
-        for cid, base in zip(h["company_id"], h["base_company_id"], strict=True):
-            key = cid if cid in by_id.index else (base if base in by_id.index else None)
-            picked.append(by_id.loc[key] if key is not None else None)
-        h["temperature_score_c"] = [
-            float(p["temperature_score_c"]) if p is not None else scoring.DEFAULT_SCORE_C for p in picked
-        ]
-        h["data_based"] = [p is not None and p["score_source"] != "default" for p in picked]
-        h["emissions"] = [
-            float(p["base_year_emissions_t_co2e"])
-            if p is not None and not pd.isna(p["base_year_emissions_t_co2e"])
-            else math.nan
-            for p in picked
-        ]
-        h["evic_eur"] = [
-            float(evic.get(cid, evic.get(base, math.nan)))
-            if not pd.isna(evic.get(cid, evic.get(base, math.nan)))
-            else math.nan
-            for cid, base in zip(h["company_id"], h["base_company_id"], strict=True)
-        ]
+        h = holding_scores(portfolio_holdings, sc, master)
         value = h["investment_value_eur"].astype(float)
         total = float(value.sum())
         data_value = float(value[h["data_based"]].sum())
@@ -342,26 +345,67 @@ def portfolio_temperature_score(  # reference implementation of the dbt model
             "n_holdings": len(h),
             "n_holdings_data_based": int(h["data_based"].sum()),
             "n_holdings_default": int((~h["data_based"]).sum()),
+            "n_holdings_no_company_data": int((~h["has_company"]).sum()),
             "total_value_eur": total,
             "data_based_value_eur": data_value,
             "coverage_value_share": data_value / total if total else math.nan,
         }
-        rows.append(
-            {**common, "method": "WATS", "temperature_score_c": _weighted(h["temperature_score_c"], value),
-             "method_value_eur": total, "method_value_share": 1.0 if total else math.nan}
-        )  # fmt: skip
-        db = h[h["data_based"]]
-        rows.append(
-            {**common, "method": "WATS_data_only",
-             "temperature_score_c": _weighted(db["temperature_score_c"], db["investment_value_eur"]),
-             "method_value_eur": data_value, "method_value_share": data_value / total if total else math.nan}
-        )  # fmt: skip
-        ok = h["data_based"] & (h["evic_eur"] > 0) & h["emissions"].notna()
-        owned = h.loc[ok, "investment_value_eur"] / h.loc[ok, "evic_eur"] * h.loc[ok, "emissions"]
-        ecots_value = float(h.loc[ok, "investment_value_eur"].sum())
-        rows.append(
-            {**common, "method": "ECOTS", "temperature_score_c": _weighted(h.loc[ok, "temperature_score_c"], owned),
-             "method_value_eur": ecots_value, "method_value_share": ecots_value / total if total else math.nan}
-        )  # fmt: skip
+        for method, weights in method_weights(h).items():
+            ok = weights.notna()
+            if not ok.any() or float(weights[ok].sum()) <= 0:
+                continue
+            method_value = float(value[ok].sum())
+            rows.append(
+                {**common, "method": method,
+                 "temperature_score_c": _weighted(h.loc[ok, "temperature_score_c"], weights[ok]),
+                 "method_value_eur": method_value, "method_value_share": method_value / total if total else math.nan}
+            )  # fmt: skip
     cleaned.data = typed_frame(rows, PORTFOLIO_COLUMNS)
     return cleaned
+
+
+def holding_scores(
+    portfolio_holdings: pd.DataFrame, scores: pd.DataFrame, master: pd.DataFrame
+) -> pd.DataFrame:
+    """Holdings of one benchmark and scope with the score each takes and its weighting inputs."""
+    by_id = scores.set_index("company_id")
+    h = portfolio_holdings.copy()
+    picked, scored_ids = [], []
+    for cid, base in zip(h["company_id"], h["base_company_id"], strict=True):
+        key = cid if cid in by_id.index else (base if base in by_id.index else None)
+        picked.append(by_id.loc[key] if key is not None else None)
+        scored_ids.append(key)
+    h["scored_company_id"] = scored_ids
+    h["has_company"] = [p is not None for p in picked]
+    h["temperature_score_c"] = [
+        float(p["temperature_score_c"]) if p is not None else scoring.DEFAULT_SCORE_C for p in picked
+    ]
+    h["data_based"] = [p is not None and p["score_source"] != "default" for p in picked]
+    h["emissions"] = [
+        float(p["base_year_emissions_t_co2e"])
+        if p is not None and not pd.isna(p["base_year_emissions_t_co2e"])
+        else math.nan
+        for p in picked
+    ]
+    for column in OWNERSHIP_DENOMINATORS.values():
+        series = master[column] if column in master else pd.Series(dtype=float)
+        h[column] = [
+            float(v) if not pd.isna(v := series.get(cid, series.get(base, math.nan))) else math.nan
+            for cid, base in zip(h["company_id"], h["base_company_id"], strict=True)
+        ]
+    return h
+
+
+def method_weights(h: pd.DataFrame) -> dict[str, pd.Series]:
+    """Weight of each holding per aggregation method (NaN = not part of the method)."""
+    value = h["investment_value_eur"].astype(float)
+    emissions = h["emissions"].where(h["data_based"])
+    out = {
+        "WATS": value,
+        "WATS_data_only": value.where(h["data_based"]),
+        "TETS": emissions,
+    }
+    for method, column in OWNERSHIP_DENOMINATORS.items():
+        denominator = h[column].where(h[column] > 0)
+        out[method] = value / denominator * emissions
+    return out

@@ -6,48 +6,54 @@ import itertools
 
 import pandas as pd
 import pytest
-from domain_inputs import BENCHMARK_ID, read_sample
+from domain_inputs import BENCHMARK_ID, read_bench_json
 
+from domains.benchmarks import transforms as benchmarks
 from domains.portfolio_alignment import scoring
 from domains.portfolio_alignment import transforms as portfolio
 from mesh_assets.ingest.cleaning import Cleaned
 
-
-def _score(scores: Cleaned, company_id: str) -> pd.Series:
-    return scores.data.set_index("company_id").loc[company_id]
+SCOPES = ("S1", "S1S2", "S3", "S1S2S3")
 
 
-def test_holdings(portfolio_holdings: Cleaned) -> None:
-    df = portfolio_holdings.data.set_index("company_id")
-    assert len(df) == 133 and portfolio_holdings.rejected_rows == 0
-    assert df["investment_value_eur"].sum() == 9_146_881_319  # README: the portfolio total
-    assert df["sector_split"].notna().sum() == 21
-    # portfolio.csv line 11: Black Hills Corp. (Elec), company_isin "US0921131092-E"
-    bh = df.loc["US0921131092+Electricity Utilities"]
-    assert (bh["base_company_id"], bh["sector_split"]) == ("US0921131092", "Electricity Utilities")
-    assert bh["isin"] == "US0921131092" and bh["isin_reported"] == "US0921131092-E"
-    # portfolio.csv line 132: Azbil Corporation, company_lei "0"
-    azbil = df.loc["JP3937200008"]
-    assert pd.isna(azbil["lei"]) and "lei_placeholder" in azbil["quality_flags"]
-    assert pd.isna(df.loc["9503.T", "isin"])  # Kansai Electric Power: a ticker
+@pytest.fixture(scope="module")
+def production_pathways() -> Cleaned:
+    return benchmarks.production_pathways(read_bench_json("benchmark_production_OECM.json"))
 
 
-def test_holdings_reject_unusable_rows() -> None:
-    raw = read_sample("portfolio.csv").head(3).copy()
-    raw.loc[raw.index[0], "investment_value [EUR]"] = -5
-    raw.loc[raw.index[1], "company_id"] = None
-    cleaned = portfolio.portfolio_holdings(raw)
-    assert cleaned.rejected == {
-        "missing, non-numeric or negative investment value": 1,
-        "missing company_id": 1,
-    }
-    assert len(cleaned.data) == 1
+@pytest.fixture(scope="module")
+def company_scores(
+    company_master: Cleaned,
+    reported_emissions: Cleaned,
+    production: Cleaned,
+    company_targets: Cleaned,
+    intensity_pathways: Cleaned,
+    production_pathways: Cleaned,
+) -> Cleaned:
+    """The scores as the asset computes them: all four scopes, production projected with OECM."""
+    return portfolio.company_temperature_scores(
+        company_master.data, reported_emissions.data, production.data, company_targets.data,
+        intensity_pathways.data, BENCHMARK_ID, production_pathways=production_pathways.data,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def portfolio_score(portfolio_holdings: Cleaned, company_scores: Cleaned, company_master: Cleaned) -> Cleaned:
+    return portfolio.portfolio_temperature_score(
+        portfolio_holdings.data, company_scores.data, company_master.data
+    )
+
+
+def _score(scores: Cleaned, company_id: str, scope: str = "S1S2") -> pd.Series:
+    df = scores.data
+    return df[df["scope"] == scope].set_index("company_id").loc[company_id]
 
 
 def test_every_company_and_split_is_scored(company_scores: Cleaned, portfolio_holdings: Cleaned) -> None:
     df = company_scores.data
-    assert df["company_id"].is_unique
-    assert len(df) == 119 + 21  # company_master rows + ISIN+Sector splits
+    assert not df.duplicated(["company_id", "scope"]).any()
+    assert set(df["scope"]) == set(SCOPES)
+    assert len(df) == (119 + 21) * len(SCOPES)  # (company_master rows + ISIN+Sector splits) x scopes
     holdings = set(portfolio_holdings.data["company_id"])
     missing_from_master = {"JP3942400007", "GB0009895292", "GB00BZ09BD16", "JP3937200008", "DE000BAY0017",
                            "JP3209000003"}  # fmt: skip
@@ -62,46 +68,84 @@ def test_every_company_and_split_is_scored(company_scores: Cleaned, portfolio_ho
 
 
 def test_scores_are_plausible(company_scores: Cleaned) -> None:
-    scores = company_scores.data["temperature_score_c"]
-    assert scores.between(1.2, 4.5).all()
-    assert set(company_scores.data["score_source"]) == {"target", "trend", "default"}
+    df = company_scores.data
+    # lowest possible ITR score: 1.5 C - TCRE x 396 Gt / 0.76 (AFOLU correction) = 1.187 C; ceiling 4.4 C
+    assert df["temperature_score_c"].between(1.18, 4.4).all()
+    assert set(df["score_source"]) == {"target", "trend", "default"}
+    scored = df[df["score_source"] != "default"]
+    assert set(scored["score_result_type"]) == {"COMPLETE", "TARGET_ONLY", "TRAJECTORY_ONLY"}
+    capped = scored[scored["score_capped"]]
+    assert (capped["temperature_score_uncapped_c"] > scoring.MAX_SCORE_C).all()
+    assert (capped["temperature_score_c"] == scoring.MAX_SCORE_C).all()
 
 
-def test_aes_score_reproduced_by_hand(company_scores: Cleaned, intensity_pathways: Cleaned) -> None:
+def test_aes_score_reproduced_by_hand(
+    company_scores: Cleaned,
+    intensity_pathways: Cleaned,
+    production_pathways: Cleaned,
+    reported_emissions: Cleaned,
+    production: Cleaned,
+) -> None:
     aes = _score(company_scores, "US00130H1059")
     # base year 2021: s1s2 41455694 t CO2e (emissions.csv source_row 34) / net generation 67920.775 GWh
     # (production.csv source_row 39)
     i0 = 41_455_694 / 67_920_775
     assert aes["base_year"] == 2021 and aes["base_year_intensity"] == pytest.approx(i0)
     assert (aes["score_source"], aes["benchmark_region"]) == ("target", "North America")
-    # targets.csv lines 2 and 4: S1+S2 intensity 0.674 t CO2e/MWh (2016) -70 % by 2030 and -100 % by 2040
-    milestones = [(2021, i0), (2030, 0.674 * 0.3), (2040, 0.0)]
-    path = {}
-    for t in range(2022, 2051):
-        path[t] = 0.0
-        for (y0, v0), (y1, v1) in itertools.pairwise(milestones):
-            if y0 <= t <= y1:
-                path[t] = v0 + (v1 - v0) * (t - y0) / (y1 - y0)
-                break
+    assert aes["score_result_type"] == "COMPLETE"
     pw = intensity_pathways.data
     bm = pw[
         (pw["scope"] == "S1S2")
         & (pw["sector"] == "Electricity Utilities")
         & (pw["region"] == "North America")
     ]
-    budget = bm.set_index("year")["intensity"]
-    ratio = sum(path.values()) / sum(budget[t] for t in range(2022, 2051))
-    expected = 1.5 + 2.2 / 3664 * 396 * (ratio - 1)
-    assert aes["overshoot_ratio"] == pytest.approx(ratio)
+    budget_i = bm.set_index("year")["intensity"]
+    pp = production_pathways.data
+    growth = pp[(pp["sector"] == "Electricity Utilities") & (pp["region"] == "North America")].set_index(
+        "year"
+    )
+    years = range(2019, 2051)
+    prod = {t: growth.at[t, "production_index"] / growth.at[2021, "production_index"] for t in years}
+    # history 2019..2021 (reported intensities), then: targets.csv lines 2 and 4: S1+S2 intensity 0.674
+    # t CO2e/MWh (2016) -70 % by 2030 and -100 % by 2040
+    hist = _aes_history(reported_emissions, production)
+    milestones = [(2021, i0), (2030, 0.674 * 0.3), (2040, 0.0)]
+    target = dict(hist)
+    for t in range(2022, 2051):
+        target[t] = 0.0
+        for (y0, v0), (y1, v1) in itertools.pairwise(milestones):
+            if y0 <= t <= y1:
+                target[t] = v0 + (v1 - v0) * (t - y0) / (y1 - y0)
+                break
+    rate = aes["trend_annual_rate"]
+    trajectory = {**hist, **{t: i0 * (1 + rate) ** (t - 2021) for t in range(2022, 2051)}}
+    cb = sum(prod[t] * budget_i[t] for t in years)
+    r_target = sum(prod[t] * target[t] for t in years) / cb
+    r_traj = sum(prod[t] * trajectory[t] for t in years) / cb
+    tcre_b = 2.2 / 3664 * 396 / 0.76  # OECM excludes AFOLU: ITR divides the budget by 0.76
+    expected = 0.5 * (1.5 + tcre_b * (r_target - 1)) + 0.5 * (1.5 + tcre_b * (r_traj - 1))
+    assert aes["overshoot_ratio"] == pytest.approx(r_target)
+    assert aes["trajectory_overshoot_ratio"] == pytest.approx(r_traj)
     assert aes["temperature_score_c"] == pytest.approx(expected)
-    assert 1.2 < aes["temperature_score_c"] < 4.5
+
+
+def _aes_history(reported_emissions: Cleaned, production: Cleaned) -> dict[int, float]:
+    """AES's S1S2 intensity 2019..2021 from the cleaned products (best figure per year)."""
+    em = reported_emissions.data
+    em = em[(em["company_id"] == "US00130H1059") & (em["scope"] == "S1S2") & em["segment"].isna()]
+    em = em[em["s3_category"].isna()].set_index("year")["emissions_t_co2e"]
+    pr = production.data
+    pr = pr[(pr["company_id"] == "US00130H1059") & pr["segment"].isna() & (pr["unit"] == "MWh")]
+    pr = pr.set_index("year")["value"]
+    return {y: float(em[y] / pr[y]) for y in range(2019, 2022)}
 
 
 def test_scores_are_reproducible(company_scores: Cleaned, company_master: Cleaned, reported_emissions: Cleaned,
-                                 production: Cleaned, company_targets: Cleaned, intensity_pathways: Cleaned) -> None:  # fmt: skip
+                                 production: Cleaned, company_targets: Cleaned, intensity_pathways: Cleaned,
+                                 production_pathways: Cleaned) -> None:  # fmt: skip
     again = portfolio.company_temperature_scores(
         company_master.data, reported_emissions.data, production.data, company_targets.data,
-        intensity_pathways.data, BENCHMARK_ID,
+        intensity_pathways.data, BENCHMARK_ID, production_pathways=production_pathways.data,
     )  # fmt: skip
     pd.testing.assert_frame_equal(again.data, company_scores.data)
 
@@ -109,20 +153,25 @@ def test_scores_are_reproducible(company_scores: Cleaned, company_master: Cleane
 def test_steep_target_utility_scores_below_laggard(company_scores: Cleaned) -> None:
     # Eversource (targets.csv line 61): S1+S2 -100 % by 2030, net zero 2030
     eversource = _score(company_scores, "US30040W1080")
-    # Hawaiian Electric: no S1+S2 target, intensity trend flat to rising
+    # Hawaiian Electric: no S1+S2 target (only scope 1), intensity trend flat to rising
     hawaiian = _score(company_scores, "US4198701009")
-    assert eversource["score_source"] == "target" and hawaiian["score_source"] == "trend"
-    assert eversource["temperature_score_c"] < 1.5 < 3.0 < hawaiian["temperature_score_c"]
-    utilities = company_scores.data[company_scores.data["sector"] == "Electricity Utilities"]
+    assert eversource["score_source"] == "target" and hawaiian["trajectory_score_c"] > 3.0
+    assert eversource["temperature_score_c"] < 1.5 < 2.0 < hawaiian["temperature_score_c"]
+    utilities = company_scores.data[
+        (company_scores.data["sector"] == "Electricity Utilities") & (company_scores.data["scope"] == "S1S2")
+    ]
     by_source = utilities.groupby("score_source")["temperature_score_c"].median()
     assert by_source["target"] < by_source["trend"]
 
 
 def test_portfolio_score_is_the_value_weighted_mean(portfolio_score: Cleaned, portfolio_holdings: Cleaned,
                                                     company_scores: Cleaned) -> None:  # fmt: skip
-    df = portfolio_score.data.set_index("method")
-    assert list(df.index) == ["WATS", "WATS_data_only", "ECOTS"]
-    scores = company_scores.data.set_index("company_id")["temperature_score_c"]
+    all_scopes = portfolio_score.data
+    assert set(all_scopes["scope"]) == set(SCOPES)
+    df = all_scopes[all_scopes["scope"] == "S1S2"].set_index("method")
+    assert set(df.index) == {"WATS", "WATS_data_only", "TETS", "MOTS", "EOTS", "ECOTS", "AOTS", "ROTS"}
+    s1s2 = company_scores.data[company_scores.data["scope"] == "S1S2"]
+    scores = s1s2.set_index("company_id")["temperature_score_c"]
     holdings = portfolio_holdings.data
     t = [
         scores.get(cid, scores.get(base, 3.2))
@@ -133,7 +182,9 @@ def test_portfolio_score_is_the_value_weighted_mean(portfolio_score: Cleaned, po
     assert df.loc["WATS", "total_value_eur"] == 9_146_881_319
     assert 0 < df.loc["WATS", "coverage_value_share"] < 1
     assert df.loc["WATS", "n_holdings"] == 133
-    assert df["temperature_score_c"].between(1.2, 4.5).all()
+    # six holdings have no company_master row: uncovered, counted apart from the default-scored ones
+    assert df.loc["WATS", "n_holdings_no_company_data"] == 6
+    assert df["temperature_score_c"].between(1.18, 4.4).all()
 
 
 def test_weighting_on_a_tiny_portfolio(company_master: Cleaned) -> None:
@@ -154,7 +205,16 @@ def test_weighting_on_a_tiny_portfolio(company_master: Cleaned) -> None:
             "base_year_emissions_t_co2e": [100.0, 300.0],
         }
     )
-    master = pd.DataFrame({"company_id": ["A", "B", "C"], "evic_eur": [10.0, 30.0, None]})
+    master = pd.DataFrame(
+        {
+            "company_id": ["A", "B", "C"],
+            "evic_eur": [10.0, 30.0, None],
+            "market_cap_eur": [20.0, 10.0, 5.0],
+            "ev_eur": [10.0, -5.0, 5.0],
+            "assets_eur": [None, 30.0, 5.0],
+            "revenue_eur": [1.0, 1.0, 1.0],
+        }
+    )
     out = portfolio.portfolio_temperature_score(holdings, scores, master).data.set_index("method")
     # C has no score: default 3.2
     assert out.loc["WATS", "temperature_score_c"] == pytest.approx((1 * 1.5 + 3 * 2.5 + 4 * 3.2) / 8)
@@ -162,4 +222,12 @@ def test_weighting_on_a_tiny_portfolio(company_master: Cleaned) -> None:
     assert out.loc["WATS", "coverage_value_share"] == pytest.approx(0.5)
     # owned emissions: A 1/10*100 = 10, B 3/30*300 = 30
     assert out.loc["ECOTS", "temperature_score_c"] == pytest.approx((10 * 1.5 + 30 * 2.5) / 40)
+    assert out.loc["TETS", "temperature_score_c"] == pytest.approx((100 * 1.5 + 300 * 2.5) / 400)
+    # MOTS: A 1/20*100 = 5, B 3/10*300 = 90
+    assert out.loc["MOTS", "temperature_score_c"] == pytest.approx((5 * 1.5 + 90 * 2.5) / 95)
+    # a non-positive EV or a missing denominator leaves the holding out of that method
+    assert out.loc["EOTS", "temperature_score_c"] == pytest.approx(1.5)
+    assert out.loc["AOTS", "temperature_score_c"] == pytest.approx(2.5)
+    assert out.loc["ROTS", "temperature_score_c"] == pytest.approx((100 * 1.5 + 900 * 2.5) / 1000)
+    assert out.loc["WATS", "n_holdings_no_company_data"] == 1
     assert company_master.rejected_rows == 0

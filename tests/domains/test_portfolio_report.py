@@ -218,7 +218,8 @@ def test_distribution_of_nothing() -> None:
 
 # ---- on the real sample and on the asset ---------------------------------------------------------
 def test_report_of_the_sample_scores(company_scores: Cleaned) -> None:
-    scores = company_scores.data
+    # the asset reports the S1S2 scores (one row per company)
+    scores = company_scores.data[company_scores.data["scope"] == "S1S2"].reset_index(drop=True)
     metadata = report.score_report_metadata(scores)
     assert set(metadata) == {
         "mesh/score_highest",
@@ -258,7 +259,13 @@ def test_company_temperature_scores_asset_publishes_the_report(
     production: Cleaned,
     company_targets: Cleaned,
     intensity_pathways: Cleaned,
+    portfolio_holdings: Cleaned,
 ) -> None:
+    from domain_inputs import read_bench_json
+
+    from domains.benchmarks import transforms as benchmarks
+
+    production_pathways = benchmarks.production_pathways(read_bench_json("benchmark_production_OECM.json"))
     output = assets.company_temperature_scores(
         assets.ScoringConfig(benchmark_id=BENCHMARK_ID),
         company_master=company_master.data,
@@ -266,8 +273,16 @@ def test_company_temperature_scores_asset_publishes_the_report(
         production=production.data,
         company_targets=company_targets.data,
         intensity_pathways=intensity_pathways.data,
+        production_pathways=production_pathways.data,
+        portfolio_holdings=portfolio_holdings.data,
     )
     assert isinstance(output, dg.Output)
+    # every portfolio figure lists the holdings that drive it, with their share of the figure
+    contributors = output.metadata["mesh/portfolio_top_contributors"].value
+    rows = _table_rows(contributors)
+    assert {(r[0], r[1]) for r in rows} >= {(s, m) for s in ("S1S2", "S3") for m in ("WATS", "ECOTS", "TETS")}
+    assert all("%" in r[3] for r in rows)
+    assert output.metadata["mesh/scores_capped"].value >= 0
     md = output.metadata["mesh/score_highest"]
     assert isinstance(md, dg.MarkdownMetadataValue) and "highest of" in md.value
     assert output.metadata["mesh/score_chart"].value.startswith("![histogram of")

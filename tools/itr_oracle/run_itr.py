@@ -122,22 +122,6 @@ def _jsonable(value):
     return number if math.isfinite(number) else None
 
 
-def _magnitudes(series, unit: str | None = None):
-    """A pint-pandas (or object) series as plain floats, converted to ``unit`` when given."""
-    out = []
-    for value in series:
-        if value is None:
-            out.append(None)
-            continue
-        if unit is not None and hasattr(value, "to"):
-            try:
-                value = value.to(unit)
-            except Exception:  # noqa: BLE001 - a unit ITR could not convert stays as ITR has it
-                pass
-        out.append(_jsonable(value))
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, required=True, help="directory with the eight sample CSVs")
@@ -152,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.WARNING)
     started = time.monotonic()
 
-    import pandas as pd
-
     import ITR
+    import pandas as pd
     from ITR.data.base_providers import BaseProviderIntensityBenchmark, BaseProviderProductionBenchmark
     from ITR.data.data_warehouse import DataWarehouse
     from ITR.data.template import TemplateProviderCompany

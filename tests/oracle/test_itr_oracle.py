@@ -1,0 +1,110 @@
+"""The mesh's temperature scores against the OS-Climate ITR tool (itr 1.1.10) on the same sample drop.
+
+Issue #15: "The ITR tool as an oracle in the test suite ... compare company scores and portfolio
+figures with the mesh's. Target: every company score and every portfolio figure within 0.01 °C of the
+tool's, except the cases where the mesh deliberately differs."
+
+The oracle runs in its own venv (``deploy/local/itr_oracle.sh``, built on first use and cached per
+user with its results). Under ``CI=true`` it is built and run, never skipped. Full parity is not
+reached yet: the assertions are floors/ceilings at the figures measured when the method was last
+changed, so any regression fails, and the method doc lists what still differs and why.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+
+import pytest
+
+from mesh_assets.settings import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "tools" / "itr_oracle"))
+import compare
+import oracle
+
+RAW = REPO_ROOT / "data" / "raw"
+
+# scope -> (min companies compared, min within 0.01 C, max median diff C, max p90 diff C), measured
+# 2026-11-29 on the sample (see docs/portfolio-alignment-method.md, "Result on the sample").
+COMPANY_FLOORS = {
+    "S1": (95, 28, 0.052, 0.55),
+    "S1S2": (103, 27, 0.055, 0.48),
+    "S3": (53, 27, 0.012, 0.26),
+    "S1S2S3": (61, 20, 0.045, 0.545),
+}
+
+
+@pytest.fixture(scope="module")
+def itr() -> dict:
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    python = os.environ.get("MESH_ITR_PYTHON", "python3.11")
+    if shutil.which(python) is None and not in_ci:
+        pytest.skip(f"no {python} to build the ITR oracle venv (under CI=true this fails instead)")
+    try:
+        return oracle.itr_results(RAW / "itr-sample", RAW / "itr-benchmarks", compare.subprocess_env())
+    except oracle.OracleUnavailableError as exc:
+        if in_ci:
+            raise
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def products() -> dict:
+    return compare.mesh_products(RAW)
+
+
+def test_the_oracle_scored_the_sample(itr: dict) -> None:
+    assert itr["tool"] == "itr" and itr["benchmark_id"] == "OECM_1_5C"
+    scopes = {(p["aggregation"], p["scope"]) for p in itr["portfolio"]}
+    assert scopes == {(m, s) for m in compare.METHODS for s in compare.SCOPES}
+    assert all(math.isfinite(p["temperature_score_c"]) for p in itr["portfolio"])
+
+
+@pytest.mark.parametrize("scope", compare.SCOPES)
+def test_company_scores_against_itr(products: dict, itr: dict, scope: str) -> None:
+    result = compare.compare_companies(products["scores"], itr, scope)
+    n_min, within_min, median_max, p90_max = COMPANY_FLOORS[scope]
+    print(result)
+    assert result.n_compared >= n_min, result
+    assert result.n_within_tolerance >= within_min, result
+    assert result.median_diff_c <= median_max, result
+    assert result.p90_diff_c <= p90_max, result
+
+
+def test_every_holding_is_accounted_for_where_itr_drops_some(products: dict, itr: dict) -> None:
+    """ITR silently drops holdings it has no company data for; the mesh counts them as uncovered."""
+    figures = products["portfolio"]
+    n_holdings = len(products["holdings"])
+    assert (figures["n_holdings"] == n_holdings).all()
+    dropped_by_itr = sum(not h["scored_by_itr"] for h in itr["holdings"])
+    assert dropped_by_itr > 0
+    wats = figures[(figures["scope"] == "S1S2") & (figures["method"] == "WATS")].iloc[0]
+    assert wats["n_holdings_data_based"] + wats["n_holdings_default"] == n_holdings
+    assert 0 < wats["n_holdings_no_company_data"] <= dropped_by_itr
+    assert wats["coverage_value_share"] < 1.0
+
+
+def test_portfolio_figures_side_by_side(products: dict, itr: dict) -> None:
+    side = compare.portfolio_side_by_side(products["portfolio"], itr)
+    print(side.to_string())
+    # every ITR figure has a mesh counterpart (all seven aggregations, all four scopes)
+    assert side["mesh_c"].notna().all() and side["itr_c"].notna().all()
+    # measured: 11 of 28 figures within 0.1 C, the largest 1.37 C (S1S2 ECOTS: ITR's S1S2 EOTS and
+    # ECOTS equal its MOTS). Deliberate differences: holdings ITR drops count at 3.2 C, 4.4 C cap;
+    # method gaps listed in the doc.
+    assert (side["diff_c"] <= 0.1).sum() >= 11, side
+    assert side["diff_c"].max() <= 1.40, side
+
+
+def test_the_method_doc_shows_this_run(products: dict, itr: dict) -> None:
+    """The doc's sample result is generated (tools/itr_oracle/sample_result.py), never hand-typed."""
+    import sample_result
+
+    doc = sample_result.DOC.read_text()
+    expected = sample_result.with_section(doc, compare.report_markdown(products, itr))
+    assert doc == expected, (
+        "docs/portfolio-alignment-method.md is stale: run tools/itr_oracle/sample_result.py"
+    )
