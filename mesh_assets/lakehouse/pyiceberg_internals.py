@@ -10,6 +10,7 @@ forbidden: keeping them here means one module to review when pyiceberg moves, an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import itertools
@@ -33,17 +34,19 @@ from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.table.update import (
     _apply_table_update,
     _TableMetadataUpdateContext,
+    _update_table_metadata_log,
     update_table_metadata,
 )
 from pyiceberg.utils.datetime import datetime_to_millis
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from pyiceberg.catalog import Catalog
     from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile
-    from pyiceberg.table import Transaction
+    from pyiceberg.table import CommitTableResponse, Table, Transaction
     from pyiceberg.table.metadata import TableMetadata
-    from pyiceberg.table.update import TableUpdate
+    from pyiceberg.table.update import TableRequirement, TableUpdate
 
 
 def dataframe_to_data_files(
@@ -66,7 +69,9 @@ def transaction_state(tx: Transaction) -> tuple[TableMetadata, tuple[TableUpdate
     return tx._table.metadata, tx._updates
 
 
-def replay_updates(base: TableMetadata, updates: tuple[TableUpdate, ...]) -> TableMetadata:
+def replay_updates(
+    base: TableMetadata, updates: tuple[TableUpdate, ...], metadata_location: str | None = None
+) -> TableMetadata:
     """``update_table_metadata(base, updates)`` without its final deep copy of the whole metadata.
 
     Every step of pyiceberg's replay builds new metadata with ``model_copy(update=...)`` and
@@ -78,15 +83,108 @@ def replay_updates(base: TableMetadata, updates: tuple[TableUpdate, ...]) -> Tab
     metadata = base
     for update in updates:
         metadata = _apply_table_update(update, metadata, context)
-    if context.has_changes() and base.last_updated_ms == metadata.last_updated_ms:
-        from datetime import datetime
+    if context.has_changes():
+        if metadata_location:
+            metadata = _update_table_metadata_log(metadata, metadata_location, base.last_updated_ms)
+        if base.last_updated_ms == metadata.last_updated_ms:
+            from datetime import datetime
 
-        metadata = metadata.model_copy(
-            update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())}
-        )
+            metadata = metadata.model_copy(
+                update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())}
+            )
     metadata.spec().check_compatible(metadata.schema())
     metadata.sort_order().check_compatible(metadata.schema())
     return metadata
+
+
+def sql_commit(
+    catalog: Catalog,
+    table: Table,
+    requirements: tuple[TableRequirement, ...],
+    updates: tuple[TableUpdate, ...],
+) -> CommitTableResponse:
+    """``SqlCatalog.commit_table`` built on the transaction's own base, when that base is current.
+
+    SqlCatalog re-reads and re-parses the table's metadata file, replays the updates onto it
+    with a deep copy of every snapshot, then swaps the catalog row only if its metadata location
+    is still the one it read. The first three steps cost in proportion to the table's history.
+    Here the base is the metadata the transaction was built on (pyiceberg refreshes it before a
+    retry), the replay shares the unchanged snapshots, and the same compare-and-swap on the
+    row's metadata location decides: if another writer committed since the base was read, no
+    row matches, the new file is deleted and the commit is handed to SqlCatalog itself, which
+    judges the requirements against the catalog's current state exactly as without this path.
+    Any other catalog, or a database without reliable row counts, goes to ``commit_table``.
+    """
+    from pyiceberg.catalog import Catalog as BaseCatalog
+    from pyiceberg.catalog.sql import IcebergTables as TableRows
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.table import CommitTableResponse
+    from pyiceberg.table.locations import load_location_provider
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    base, base_location = table.metadata, table.metadata_location
+    if (
+        not isinstance(catalog, SqlCatalog)
+        or not catalog.engine.dialect.supports_sane_rowcount
+        or not base_location
+    ):
+        return catalog.commit_table(table, requirements, updates)
+    try:
+        for requirement in requirements:
+            requirement.validate(base)
+    except CommitFailedException:
+        return catalog.commit_table(table, requirements, updates)
+    metadata = replay_updates(base, updates, metadata_location=base_location)
+    if metadata == base:
+        return catalog.commit_table(table, requirements, updates)
+    version = catalog._parse_metadata_version(base_location) + 1
+    location = load_location_provider(
+        metadata.location, metadata.properties
+    ).new_table_metadata_file_location(version)
+    io = catalog._load_file_io(properties=metadata.properties, location=location)
+    catalog._write_metadata(metadata=metadata, io=io, metadata_path=location)
+    identifier = table.name()
+    namespace = BaseCatalog.namespace_to_string(BaseCatalog.namespace_from(identifier))
+    name = BaseCatalog.table_name_from(identifier)
+    with Session(catalog.engine) as session:
+        swapped = session.execute(
+            update(TableRows)
+            .where(
+                TableRows.catalog_name == catalog.name,
+                TableRows.table_namespace == namespace,
+                TableRows.table_name == name,
+                TableRows.metadata_location == base_location,
+            )
+            .values(metadata_location=location, previous_metadata_location=base_location)
+        )
+        if swapped.rowcount < 1:
+            session.rollback()
+            # left behind, the file is unreferenced: orphan-file cleanup would remove it
+            with contextlib.suppress(Exception):
+                io.delete(location)
+            return catalog.commit_table(table, requirements, updates)
+        session.commit()
+    return CommitTableResponse(metadata=metadata, metadata_location=location)
+
+
+def commit_response(table: Table, response: CommitTableResponse) -> None:
+    """What ``Table._do_commit`` does after the catalog answered (uuid check, old metadata, new state)."""
+    import warnings
+
+    table._check_uuid(table.metadata, response.metadata)
+    try:
+        table.catalog._delete_old_metadata(table.io, table.metadata, response.metadata)
+    except Exception as exc:
+        warnings.warn(f"Failed to delete old metadata after commit: {exc}", stacklevel=2)
+    table.metadata = response.metadata
+    table.metadata_location = response.metadata_location
+
+
+def table_identifier(table: Table) -> tuple[str, ...]:
+    """``Table._identifier`` (``name()`` returns the same tuple; the constructor needs it)."""
+    return table.name()
 
 
 def _fingerprint(obj: object) -> str:
@@ -130,6 +228,27 @@ PINNED: dict[str, tuple[Callable[[], object], str]] = {
     "pyiceberg.table.Transaction.commit_transaction": (
         _transaction("commit_transaction"),
         "31e91e28f2729338",
+    ),
+    # sql_commit and commit_response reproduce these, minus the reload and the deep copy.
+    "pyiceberg.catalog.sql.SqlCatalog.commit_table": (
+        lambda: __import__("pyiceberg.catalog.sql", fromlist=["SqlCatalog"]).SqlCatalog.commit_table,
+        "fb22ea690ba68b07",
+    ),
+    "pyiceberg.catalog.MetastoreCatalog._update_and_stage_table": (
+        lambda: (
+            __import__(
+                "pyiceberg.catalog", fromlist=["MetastoreCatalog"]
+            ).MetastoreCatalog._update_and_stage_table
+        ),
+        "2a491d0056395468",
+    ),
+    "pyiceberg.table.update._update_table_metadata_log": (
+        lambda: _update_table_metadata_log,
+        "1e055143f050efa3",
+    ),
+    "pyiceberg.table.Table._do_commit": (
+        lambda: __import__("pyiceberg.table", fromlist=["Table"]).Table._do_commit,
+        "794b91fe1dcf7b5f",
     ),
     "pyiceberg.table.Transaction._rebuild_snapshot_updates": (
         _transaction("_rebuild_snapshot_updates"),

@@ -48,7 +48,7 @@ from mesh_assets.lakehouse.schema import (
     plan_evolution,
     to_arrow,
 )
-from mesh_assets.lakehouse.transaction import MeshTransaction
+from mesh_assets.lakehouse.transaction import transaction
 
 # Bounded, jittered exponential backoff for commit conflicts (pyiceberg applies it on retry).
 DEFAULT_TABLE_PROPERTIES: dict[str, str] = {
@@ -243,7 +243,7 @@ class IcebergTables:
         plan = plan_evolution(table.schema(), schema)
         # Not table.transaction(): pyiceberg's deep-copies the whole metadata on each of the ~40
         # reads of its view, so the cost of a write followed the table's history (transaction.py).
-        tx = MeshTransaction(table)
+        tx = transaction(table)
         if plan.changes:
             with tx.update_schema() as update:
                 update.union_by_name(schema)

@@ -9,8 +9,10 @@ apache/iceberg-python#2673, #3301).
 :class:`MeshTransaction` computes the view once per staged change and without the deep copy:
 the replay is pyiceberg's own update steps (:func:`pyiceberg_internals.replay_updates`), keyed
 on the identity of the two inputs, which pyiceberg rebinds, never mutates, whenever they change
-(a staged update, a refresh before a commit retry). Everything else is stock pyiceberg: the
-commit, its retries on ``CommitFailedException``, the concurrency validation, the branches.
+(a staged update, a refresh before a commit retry). The commit to a SQL catalog then
+builds on that same state (:class:`MeshTable`) instead of re-reading and deep-copying it.
+Everything else is stock pyiceberg: the retries on ``CommitFailedException``, the concurrency
+validation, the branches.
 
 Remove this module when a pyiceberg release caches the view itself (#3302, #3784):
 ``tests/lakehouse/test_transaction.py`` fails when that happens, or when the internals it
@@ -21,14 +23,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyiceberg.table import Transaction
+from pyiceberg.table import Table, Transaction
 
 from mesh_assets.lakehouse import pyiceberg_internals as internals
 
 if TYPE_CHECKING:
-    from pyiceberg.table import Table
     from pyiceberg.table.metadata import TableMetadata
-    from pyiceberg.table.update import TableUpdate
+    from pyiceberg.table.update import TableRequirement, TableUpdate
 
 
 class MeshTransaction(Transaction):
@@ -53,6 +54,34 @@ class MeshTransaction(Transaction):
         return metadata
 
 
+class MeshTable(Table):
+    """``Table`` whose commits to a SQL catalog build on the state the transaction read.
+
+    pyiceberg's SqlCatalog re-reads, re-parses and deep-copies the whole metadata on every
+    commit before its compare-and-swap; :func:`pyiceberg_internals.sql_commit` does the same
+    compare-and-swap on the metadata the transaction already holds, and hands any commit whose
+    base is no longer current to SqlCatalog unchanged (so conflicts and retries are pyiceberg's).
+    """
+
+    @classmethod
+    def of(cls, table: Table) -> MeshTable:
+        if isinstance(table, MeshTable):
+            return table
+        return cls(
+            internals.table_identifier(table),
+            table.metadata,
+            table.metadata_location,
+            table.io,
+            table.catalog,
+            config=table.config,
+        )
+
+    def _do_commit(
+        self, updates: tuple[TableUpdate, ...], requirements: tuple[TableRequirement, ...]
+    ) -> None:
+        internals.commit_response(self, internals.sql_commit(self.catalog, self, requirements, updates))
+
+
 def transaction(table: Table) -> MeshTransaction:
     """A transaction on ``table`` (what ``table.transaction()`` returns, minus the history cost)."""
-    return MeshTransaction(table)
+    return MeshTransaction(MeshTable.of(table))

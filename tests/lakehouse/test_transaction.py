@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -206,3 +207,52 @@ def test_commit_is_atomic_for_concurrent_writers_through_iceberg_tables(catalog)
     assert errors == []
     keys_now = sorted(catalog.load_table("d.w").scan().to_arrow().column("k").to_pylist())
     assert keys_now == ["a"] * 3 + ["b"] * 3 + ["c", "d"]
+
+
+def test_sql_commit_writes_what_sqlcatalog_writes(catalog):
+    """The committed metadata (re-read from the catalog) equals a stock commit's on a twin table."""
+    from pyiceberg.table import Transaction
+
+    from mesh_assets.lakehouse.transaction import transaction
+
+    reread = {}
+    for name, start in (("stock", Transaction), ("mesh", transaction)):
+        table = _partitioned(catalog, name)
+        _history(table, 4)
+        tx = start(catalog.load_table(f"d.{name}"))
+        tx.set_properties({"p": "1"})
+        _overwrite(tx, table.io, _rows("bb", 5), "b")
+        committed = tx.commit_transaction()
+        loaded = catalog.load_table(f"d.{name}")
+        assert loaded.metadata_location == committed.metadata_location
+        assert loaded.metadata == committed.metadata
+        reread[name] = (_comparable(loaded.metadata), len(loaded.metadata.metadata_log))
+    assert reread["mesh"] == reread["stock"]
+
+
+def test_sql_commit_does_not_reload_a_current_table_and_defers_a_stale_one(catalog, monkeypatch):
+    """Current base: no reload. Stale base: SqlCatalog judges it (a property change still lands)."""
+    from mesh_assets.lakehouse.transaction import MeshTable, transaction
+
+    table = _partitioned(catalog, "t")
+    _history(table, 2)
+    loads = []
+    load_table = type(catalog).load_table
+    monkeypatch.setattr(
+        type(catalog), "load_table", lambda self, ident: loads.append(ident) or load_table(self, ident)
+    )
+
+    current = MeshTable.of(catalog.load_table("d.t"))
+    loads.clear()
+    transaction(current).set_properties({"a": "1"}).commit_transaction()
+    assert loads == []
+
+    stale = MeshTable.of(table)  # loaded before the commit above
+    transaction(stale).set_properties({"b": "2"}).commit_transaction()
+    assert loads  # handed to SqlCatalog.commit_table, which read the current state
+    properties = catalog.load_table("d.t").properties
+    assert properties["a"] == "1" and properties["b"] == "2"
+    # the file written for the refused swap was removed: one metadata file per landed commit
+    metadata_dir = Path(table.location().removeprefix("file://")) / "metadata"
+    landed = catalog.load_table("d.t").metadata.metadata_log
+    assert len(list(metadata_dir.glob("*.metadata.json"))) == len(landed) + 1
