@@ -172,7 +172,7 @@ stray_pids() {
     [[ -s "$MESH_SERVICES_DIR/postgres/location" ]] && pg_root="$(head -n1 "$MESH_SERVICES_DIR/postgres/location")"
     for p in /proc/[0-9]*; do
         [[ "${p#/proc/}" != "$$" ]] || continue
-        cmd="$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" || continue
+        cmd="$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" 2>/dev/null || continue
         case "$cmd" in
             *ceph-mon\ *"$MESH_SERVICES_DIR/"* | *ceph-mgr\ *"$MESH_SERVICES_DIR/"* | *ceph-osd\ *"$MESH_SERVICES_DIR/"* \
                 | *radosgw\ *"$MESH_SERVICES_DIR/"* | *TrinoServer* | *postgres\ -D\ *)
