@@ -162,9 +162,10 @@ class DagsterClient:
             events = node["assetMaterializations"]
             values: dict[str, Any] = {}
             for entry in events[0]["metadataEntries"] if events else []:
-                values[entry["label"]] = next(
-                    (entry[k] for k in ("intValue", "floatValue", "text") if k in entry), None
-                )
+                if "intRepr" in entry:  # GraphQL's Int is 32-bit: snapshot ids come as their text
+                    values[entry["label"]] = int(entry["intRepr"])
+                else:
+                    values[entry["label"]] = next((entry[k] for k in ("floatValue", "text") if k in entry), None)
             out[tuple(node["assetKey"]["path"])] = values
         return out
 

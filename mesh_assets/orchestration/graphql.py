@@ -28,7 +28,7 @@ query MeshLatest($keys: [AssetKeyInput!]) {
       runId
       metadataEntries {
         __typename label
-        ... on IntMetadataEntry { intValue }
+        ... on IntMetadataEntry { intValue intRepr }
         ... on FloatMetadataEntry { floatValue }
         ... on TextMetadataEntry { text }
       }
