@@ -35,7 +35,7 @@ def _export_job(
         from mesh_assets.lineage.export import ExportError, export_mesh
 
         try:
-            report = export_mesh(settings, workspace, url=url)
+            report = export_mesh(settings, workspace, url=url, instance=context.instance)
         except ExportError as exc:
             attempt = context.retry_number + 1
             if attempt <= max_retries:

@@ -9,6 +9,7 @@ the SDK only, never logged or written anywhere.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mesh_assets.lineage.model import MeshModel, build_model
 from mesh_assets.lineage.openmetadata import Exporter, ExportError, ExportReport, connect
@@ -53,15 +54,18 @@ def export_mesh(
     state_path: Path | None = None,
     full: bool = False,
     timeout: float = 30.0,
+    instance: Any = None,
 ) -> ExportReport:
     """Export the mesh; send only what changed since the last export to the same server.
 
-    ``full`` ignores the recorded state (every request is sent again: still create-or-update).
+    ``instance`` (a ``dg.DagsterInstance``) supplies check results and run statuses; default: the
+    instance of ``settings``. ``full`` ignores the recorded state (every request is sent again:
+    still create-or-update).
     Raises :class:`ExportError` with one sentence naming the server, the entity and the reason.
     """
     url, token = resolve_server(settings, url, token)
     if model is None:
-        model = build_model(settings, workspace)
+        model = build_model(settings, workspace, instance=instance)
     path = state_path if state_path is not None else state_file(settings)
     if full and path.is_file():
         path.unlink()

@@ -215,12 +215,13 @@ def build_model(
     *,
     definitions: Mapping[str, dg.Definitions] | None = None,
     with_instance: bool = True,
+    instance: dg.DagsterInstance | None = None,
 ) -> MeshModel:
     """The mesh of ``workspace`` (or of ``definitions``, location name -> Definitions).
 
     Column lineage of dbt models comes from the prepared manifests (``mesh dbt prepare``); the
-    latest contract check results and run statuses from the Dagster instance of ``settings``
-    when ``with_instance`` (and the instance exists).
+    latest contract check results and run statuses from ``instance`` (default: the Dagster
+    instance of ``settings``, if it exists) when ``with_instance``.
     """
     from mesh_assets.lineage import columns as column_lineage
 
@@ -237,7 +238,7 @@ def build_model(
     for location, defs in definitions.items():
         graph = defs.resolve_asset_graph()
         produced = []
-        for asset_key in sorted(graph.get_all_asset_keys(), key=lambda k: k.path):
+        for asset_key in sorted(graph.get_all_asset_keys(), key=lambda k: tuple(k.path)):
             node = graph.get(asset_key)
             if not node.is_materializable:
                 continue
@@ -313,7 +314,7 @@ def build_model(
     checks: tuple[CheckResult, ...] = ()
     runs: tuple[RunStatus, ...] = ()
     if with_instance:
-        checks, runs = instance_state(settings, locations)
+        checks, runs = instance_state(settings, locations, instance)
     return MeshModel(
         products=tuple(sorted(products.values(), key=lambda p: p.key)),
         edges=tuple(sorted(edges, key=lambda e: (e.downstream, e.upstream))),
