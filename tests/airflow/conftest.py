@@ -126,10 +126,14 @@ def _rss_mb(env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session", params=sorted(VERSIONS), ids=[f"airflow{m}" for m in sorted(VERSIONS)])
-def bridge(request, tmp_path_factory):
+def bridge(request):
     major = request.param
     version, port = VERSIONS[major]
-    tmp = tmp_path_factory.mktemp(f"airflow{major}")
+    # under the test artifacts, not pytest's tmp: Airflow's task logs and the services' logs stay
+    # for inspection after a failure (pytest keeps only its last few tmp folders)
+    tmp = ARTIFACTS / f"airflow{major}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     raw_dir = tmp / "raw"
     (raw_dir / "vendor" / "incoming").mkdir(parents=True)
     shutil.copy(SAMPLE, raw_dir / "vendor" / "incoming" / SAMPLE.name)
