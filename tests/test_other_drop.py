@@ -266,3 +266,24 @@ def test_the_other_drop_is_scored_and_every_holding_accounted_for(
     portfolio = catalog.load_table("portfolio_alignment.portfolio_temperature_score").scan().to_pandas()
     assert not portfolio.empty
     assert (portfolio["n_holdings"] == len(COMPANIES)).all()
+
+
+def test_an_emission_of_1e30_t_fails_the_contract(tmp_path: Path) -> None:
+    """Issue #15: "an emission of 1e30 t passes cleaning and the contract today"; the bound stops it."""
+    from domains.emissions import transforms as emissions
+    from mesh_assets.contracts.checks import validate_frame
+    from mesh_assets.contracts.model import load_contract
+
+    write_drop(tmp_path)
+    raw = pd.read_csv(tmp_path / "itr-sample" / "emissions.csv")
+    contract = load_contract(
+        REPO_ROOT / "domains" / "emissions" / "contracts" / "reported_emissions.odcs.yaml"
+    )
+
+    def failures(frame: pd.DataFrame) -> list[tuple[str, str | None]]:
+        product = emissions.reported_emissions(frame).data
+        return [(o.expectation, o.column) for o in validate_frame(contract, product) if not o.success]
+
+    assert failures(raw) == []
+    raw.loc[0, ["unit", "value"]] = ["t CO2e", 1e30]
+    assert ("expect_column_values_to_be_between", "emissions_t_co2e") in failures(raw)
