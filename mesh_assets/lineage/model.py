@@ -271,7 +271,8 @@ def build_model(
                     _path_value(metadata["mesh/dbt_sql"]) or "",
                 )
             produced.append(key)
-        locations[location] = tuple(produced)
+        if produced:  # a location without assets (e.g. the platform's jobs and sensors) is no pipeline
+            locations[location] = tuple(produced)
 
     # dbt models: compiled SQL and column lineage from the prepared manifests
     dbt_lineage: dict[Key, dict[str, tuple[tuple[Key, str], ...]]] = {}

@@ -50,13 +50,25 @@ def test_declared_column_lineage_of_a_python_product(settings, tmp_path):
     module = _location(
         tmp_path, "shop_plain", PRODUCTS + "\n    defs = dg.Definitions(assets=[orders, totals])\n"
     )
+
+    @dg.op
+    def noop() -> None: ...
+
+    @dg.job
+    def nothing() -> None:
+        noop()
+
+    platform = dg.Definitions(jobs=[nothing])  # a location without assets is no pipeline
     model = build_model(
-        settings, definitions={"shop": load_location_definitions(module)}, with_instance=False
+        settings,
+        definitions={"shop": load_location_definitions(module), "platform": platform},
+        with_instance=False,
     )
     assert model.graph() == (
         {("shop", "orders"), ("shop", "totals")},
         {(("shop", "orders"), ("shop", "totals"))},
     )
+    assert dict(model.locations) == {"shop": (("shop", "orders"), ("shop", "totals"))}
     (edge,) = model.edges
     assert edge.source == "pipeline" and edge.pipeline == "shop" and edge.sql is None
     assert edge.columns == (("id", ("id",)), ("v", ("v",)))
