@@ -41,9 +41,13 @@ if ! bash deploy/local/chromium.sh; then
   echo "== no Chromium: the UI tests will be skipped"
 fi
 
-echo "== lint (ruff check, ruff format --check)"
+echo "== lint (ruff check, ruff format --check, import contracts, pyright)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# the layering of docs/architecture.md: domains independent, platform below domains, no cycles
+.venv/bin/lint-imports
+# types of the platform library (pyproject [tool.pyright])
+.venv/bin/pyright --warnings mesh_assets
 
 echo "== contracts (mesh validate)"
 .venv/bin/mesh validate

@@ -149,7 +149,7 @@ def rejection_outcomes(
         return []
     entry = event.asset_materialization.metadata.get("mesh/rejections_by_reason")
     value = entry.value if entry is not None else None
-    rejections = {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    rejections = {str(k): int(str(v)) for k, v in value.items()} if isinstance(value, dict) else {}
     unaccepted = contract.unaccepted_rejections(rejections)
     outcomes = [
         ExpectationOutcome(

@@ -199,8 +199,9 @@ def load_contract(path: Path) -> ProductContract:
     team: Any = odcs.team
     members: list[Any] = list(getattr(team, "members", None) or []) if not isinstance(team, list) else team
     owners = [str(m.username) for m in members if getattr(m, "username", None) and "@" in m.username]
-    if getattr(team, "name", None):
-        owners.append(f"team:{team.name}")
+    team_name = getattr(team, "name", None)
+    if team_name:
+        owners.append(f"team:{team_name}")
     description = None
     if odcs.description is not None:
         description = odcs.description.purpose

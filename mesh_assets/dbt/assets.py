@@ -123,10 +123,10 @@ def dbt_project_assets(
     """
     project = load_project(domain, Path(project_dir))
     governed = dict(contracts or {})
-    groups: dict[tuple[str, str], list[DbtModel]] = {}
+    groups: dict[tuple[str, str, str], list[DbtModel]] = {}
     for model in project.models:
         scheme = (
-            model.mesh.get("partitioned_by", ""),
+            str(model.mesh.get("partitioned_by", "")),
             str(model.mesh.get("start", "")),
             str(model.mesh.get("end", "")),
         )

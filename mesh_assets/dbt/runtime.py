@@ -169,7 +169,10 @@ class DbtRun:
         return data
 
     def _dims(self, model: DbtModel) -> list[parts.Dimension]:
-        return parts.dimensions(self.context.assets_def.partitions_def, model.mesh["partition_column"])
+        partitions_def = self.context.assets_def.partitions_def
+        if partitions_def is None:
+            raise dg.Failure(f"dbt model {model.name} is partitioned but its asset has no partitions")
+        return parts.dimensions(partitions_def, model.mesh["partition_column"])
 
     def publish(self, model: DbtModel, data: pa.Table, key: dg.AssetKey) -> dict[str, Any]:
         spec_meta = self.context.assets_def.specs_by_key[key].metadata

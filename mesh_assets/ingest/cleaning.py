@@ -60,7 +60,7 @@ def typed_frame(rows: pd.DataFrame | list[dict[str, Any]], schema: dict[str, str
     return frame.reindex(columns=list(schema)).astype(schema).reset_index(drop=True)
 
 
-def cleaned_output(cleaned: Cleaned, **metadata: object) -> dg.Output[pd.DataFrame]:
+def cleaned_output(cleaned: Cleaned, **metadata: dg.RawMetadataValue) -> dg.Output[pd.DataFrame]:
     """The asset output for a cleaning step, with what it set aside recorded as metadata.
 
     ``mesh/rejected_rows`` is the total and ``mesh/rejections`` a reason -> rows table, so a

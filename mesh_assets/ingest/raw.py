@@ -75,7 +75,7 @@ class RawInputs(dg.ConfigurableResource):
             raise RawInputError(f"raw input {relative!r} has a header but no rows")
         for column in numeric_columns:
             values = frame[column]
-            parsed = pd.to_numeric(values, errors="coerce")
+            parsed = pd.Series(pd.to_numeric(values, errors="coerce"), index=values.index)
             bad = values.notna() & parsed.isna()
             if bad.any():
                 first = int(bad.to_numpy().nonzero()[0][0])

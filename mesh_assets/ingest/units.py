@@ -235,7 +235,7 @@ def parse_unit(text: str) -> pint.Quantity:
 
 
 def _dims(q: pint.Quantity) -> dict[str, float]:
-    return dict(q.dimensionality)
+    return {str(k): float(str(v)) for k, v in q.dimensionality.items()}
 
 
 def _unit_names(q: pint.Quantity) -> set[str]:
@@ -251,7 +251,7 @@ def _production_canonical(q: pint.Quantity) -> tuple[str, str]:
     try:
         return _production_canonical_exact(q)
     except UnknownUnitError:
-        if q.dimensionality.get("[time]", 0) >= 0:
+        if _dims(q).get("[time]", 0.0) >= 0:
             raise
     # a per-time rate (kbbl/d) has the canonical unit of the annual amount
     return _production_canonical_exact(q * get_registry().Quantity(1, "year"))
@@ -394,4 +394,5 @@ def gas_volume_to_energy_factor(to_unit: str = "boe") -> float:
     """Energy per ``bcm CH4`` of natural gas expressed in ``to_unit`` (ITR's density x specific energy)."""
     ureg = get_registry()
     per_m3 = ureg.Quantity(NATURAL_GAS_ENERGY_PER_M3)
-    return float((per_m3 * ureg.Quantity(1e9, "meter**3")).to(parse_unit(to_unit).units).magnitude)
+    energy = (per_m3 * ureg.Quantity(1e9, "meter**3")).to(parse_unit(to_unit).units)
+    return float(energy.m_as(energy.units))

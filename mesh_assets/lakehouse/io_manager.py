@@ -220,8 +220,8 @@ class IcebergIOManager(dg.ConfigurableIOManager):
             value: object = scan.to_arrow_batch_reader()
             rows = None
         elif wanted is pa.Table:
-            value = scan.to_arrow()
-            rows = value.num_rows
+            arrow = scan.to_arrow()
+            value, rows = arrow, arrow.num_rows
         else:
             value = scan.to_pandas()
             rows = len(value)
@@ -263,5 +263,5 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         keys = list(context.asset_partition_keys)
         if set(keys) >= set(upstream_def.get_partition_keys(dynamic_partitions_store=context.instance)):
             return None  # every partition: no filter, no long IN-list
-        dims = parts.dimensions_from_properties(upstream_def, table.properties, table.name())
+        dims = parts.dimensions_from_properties(upstream_def, table.properties, ".".join(table.name()))
         return parts.selection_filter(dims, keys, table.schema())

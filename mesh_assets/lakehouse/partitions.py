@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import reduce
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 from pyiceberg.expressions import (
     AlwaysFalse,
     And,
@@ -38,6 +39,9 @@ from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform, MonthTransform, Transform
 from pyiceberg.types import DateType, TimestampType, TimestamptzType
+
+# pyarrow generates its compute functions when the module loads: a type checker sees none of them
+pc: Any = _pc
 
 # The Dagster schedule type of a time-window partitioning decides the Iceberg transform.
 _TIME_TRANSFORMS: dict[str, Transform] = {
@@ -162,12 +166,14 @@ def _time_literal(value: datetime, column_type: object) -> object:
 def _dimension_filter(dim: Dimension, values: Sequence[str], schema: Schema) -> BooleanExpression:
     if not dim.is_time:
         unique = sorted(set(values))
-        return EqualTo(dim.column, unique[0]) if len(unique) == 1 else In(dim.column, unique)
+        if len(unique) == 1:
+            return EqualTo(term=dim.column, value=unique[0])
+        return In(term=dim.column, values=unique)
     column_type = schema.find_field(dim.column).field_type
     ranges = [
         And(
-            GreaterThanOrEqual(dim.column, _time_literal(start, column_type)),
-            LessThan(dim.column, _time_literal(end, column_type)),
+            GreaterThanOrEqual(term=dim.column, value=_time_literal(start, column_type)),
+            LessThan(term=dim.column, value=_time_literal(end, column_type)),
         )
         for start, end in dim.time_ranges(values)
     ]
