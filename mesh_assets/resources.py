@@ -33,6 +33,7 @@ class MeshResource(dg.ConfigurableResource):
     ports: dict[str, int]
     s3_bucket: str
     trigger_interval: int
+    openmetadata_url: str = ""
 
     @classmethod
     def of(cls, settings: MeshSettings) -> MeshResource:
@@ -49,5 +50,6 @@ class MeshResource(dg.ConfigurableResource):
             "ports": tuple(sorted(self.ports.items())),
             "s3_bucket": self.s3_bucket,
             "trigger_interval": self.trigger_interval,
+            "openmetadata_url": self.openmetadata_url,
         }
         return _settings(tuple(config.items()))

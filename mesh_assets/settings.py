@@ -115,6 +115,9 @@ class MeshSettings:
     # Minimum seconds between two ticks of a domain's cross-domain trigger sensor
     # (mesh_assets/orchestration/automation.py); MESH_TRIGGER_INTERVAL. The sensor daemon loops every 5 s at most.
     trigger_interval: int = 15
+    # The OpenMetadata server the mesh exports itself to (``mesh lineage export``, the platform
+    # location's sensor); MESH_OPENMETADATA_URL. Its JWT is the secret ``openmetadata_token``.
+    openmetadata_url: str | None = None
     # The environment the settings were read from: what subprocesses inherit (PATH, HOME, ...) and
     # where MESH_<SECRET> credentials come from. Never shown: it may hold secrets.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -141,6 +144,7 @@ class MeshSettings:
             host=_get(env, "MESH_HOST", "127.0.0.1"),
             s3_bucket=_get(env, "MESH_S3_BUCKET", "warehouse"),
             trigger_interval=_int(env, "MESH_TRIGGER_INTERVAL", 15),
+            openmetadata_url=env.get("MESH_OPENMETADATA_URL") or None,
             environ=env,
         )
 
@@ -164,6 +168,7 @@ class MeshSettings:
             "ports": dict(self.ports.values),
             "s3_bucket": self.s3_bucket,
             "trigger_interval": self.trigger_interval,
+            "openmetadata_url": self.openmetadata_url or "",
         }
 
     @classmethod
@@ -177,6 +182,7 @@ class MeshSettings:
             host=config["host"],
             s3_bucket=config["s3_bucket"],
             trigger_interval=int(config["trigger_interval"]),
+            openmetadata_url=config.get("openmetadata_url") or None,
             environ=dict(os.environ if environ is None else environ),
         )
 
@@ -283,6 +289,8 @@ class MeshSettings:
         env.update({f"MESH_PORT_{k.upper()}": str(v) for k, v in self.ports.values.items()})
         env["MESH_RAW_DIR"] = str(self.raw_dir)
         env["MESH_TRIGGER_INTERVAL"] = str(self.trigger_interval)
+        if self.openmetadata_url:
+            env["MESH_OPENMETADATA_URL"] = self.openmetadata_url
         return env
 
     def library_env(self) -> dict[str, str]:

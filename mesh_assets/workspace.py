@@ -37,7 +37,7 @@ class Location:
 def locations(workspace_file: Path) -> list[Location]:
     """The code locations of ``workspace_file``, in file order."""
     try:
-        entries = yaml.safe_load(Path(workspace_file).read_text())["load_from"]
+        entries = yaml.safe_load(Path(workspace_file).read_text())["load_from"] or []
     except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
         raise WorkspaceError(
             f"{workspace_file}: not a workspace file with load_from entries ({exc})"

@@ -173,5 +173,16 @@ def settings(profile: str | None) -> None:
     click.echo(f"catalog        {s.catalog_uri(with_password=False)}")
     click.echo(f"warehouse      {s.warehouse}")
     click.echo(f"dagster home   {s.dagster_home}")
+    click.echo(f"openmetadata   {s.openmetadata_url or '(not set: MESH_OPENMETADATA_URL)'}")
     for name, port in s.ports.values.items():
         click.echo(f"port {name:<18}{s.host}:{port}")
+
+
+def _register_rooms() -> None:
+    """Command groups that live with their room of the platform (imported lazily by click)."""
+    from mesh_assets.lineage.commands import lineage
+
+    main.add_command(lineage)
+
+
+_register_rooms()

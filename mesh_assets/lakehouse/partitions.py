@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import reduce
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa

@@ -27,7 +27,7 @@ def resolve_server(
     settings: MeshSettings, url: str | None = None, token: str | None = None
 ) -> tuple[str, str]:
     """The server URL and token: explicit arguments first, then the settings (URL field, secret)."""
-    url = url or getattr(settings, "openmetadata_url", None)
+    url = url or settings.openmetadata_url
     if not url:
         raise ExportError(
             "no OpenMetadata server is configured: pass --url or set MESH_OPENMETADATA_URL "

@@ -10,16 +10,15 @@ synthetic mesh (benchmarks) can be made without any code location.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
 
 from mesh_assets.settings import REPO_ROOT, MeshSettings
+from mesh_assets.workspace import WorkspaceError, definitions_of, locations
 
 Key = tuple[str, ...]
 CONTRACT_CHECK = "contract"
@@ -128,52 +127,26 @@ class MeshModel:
 
 
 def workspace_locations(workspace: Path) -> list[tuple[str, str]]:
-    """``(location_name, module_name)`` of every ``python_module`` entry of a workspace file."""
+    """(location name, module) of every code location of ``workspace`` (see ``mesh_assets.workspace``)."""
     try:
-        data = yaml.safe_load(Path(workspace).read_text()) or {}
-    except OSError as exc:
-        raise MeshModelError(f"cannot read the workspace file {workspace}: {exc.strerror}") from None
-    out = []
-    for entry in data.get("load_from") or []:
-        target = entry.get("python_module") if isinstance(entry, dict) else None
-        if isinstance(target, str):
-            out.append((target.rsplit(".", 1)[0], target))
-        elif isinstance(target, dict) and target.get("module_name"):
-            module = target["module_name"]
-            out.append((target.get("location_name") or module, module))
-        else:
-            raise MeshModelError(
-                f"{workspace}: only python_module entries are exported; got {json.dumps(entry)[:200]}"
-            )
-    if not out:
+        found = locations(Path(workspace))
+    except WorkspaceError as exc:
+        raise MeshModelError(str(exc)) from None
+    if not found:
         raise MeshModelError(f"{workspace} names no code location (load_from is empty)")
-    return out
+    return [(loc.name, loc.module_name) for loc in found]
 
 
 def load_location_definitions(module_name: str, attribute: str = "defs") -> dg.Definitions:
-    """A code location's ``Definitions``: the module's ``defs`` object, or the result of calling it.
-
-    ``@dg.definitions`` turns ``defs`` into a lazy loader (``dagster.components.definitions.LazyDefinitions``),
-    which Dagster calls when it loads the location; calling it here is the same public entry point.
-    """
+    """A code location's ``Definitions``, as its code server loads them (``@dg.definitions`` resolved)."""
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise MeshModelError(f"code location module {module_name} does not import: {exc}") from exc
-    candidate = getattr(module, attribute, None)
-    if candidate is None:
-        found = [v for v in vars(module).values() if isinstance(v, dg.Definitions)]
-        if len(found) != 1:
-            raise MeshModelError(f"{module_name} has no `{attribute}` and not exactly one dg.Definitions")
-        candidate = found[0]
-    if not isinstance(candidate, dg.Definitions) and callable(candidate):
-        candidate = candidate()
-    if not isinstance(candidate, dg.Definitions):
-        raise MeshModelError(
-            f"{module_name}.{attribute} is a {type(candidate).__name__}, not dg.Definitions or a "
-            "@dg.definitions function"
-        )
-    return candidate
+    try:
+        return definitions_of(module, attribute)
+    except WorkspaceError as exc:
+        raise MeshModelError(str(exc)) from None
 
 
 def _columns(metadata: Mapping[str, Any]) -> tuple[ColumnInfo, ...]:
