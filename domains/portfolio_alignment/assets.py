@@ -45,6 +45,7 @@ def portfolio_holdings(raw: RawInputs) -> dg.Output:
         "company_targets": dg.AssetIn(key=["emissions", "company_targets"]),
         "intensity_pathways": dg.AssetIn(key=["benchmarks", "intensity_pathways"]),
         "production_pathways": dg.AssetIn(key=["benchmarks", "production_pathways"]),
+        "emission_intensities": dg.AssetIn(key=["emissions", "emission_intensities"]),
         "portfolio_holdings": dg.AssetIn(key=[DOMAIN, "portfolio_holdings"]),
     },
 )
@@ -56,6 +57,7 @@ def company_temperature_scores(
     company_targets,
     intensity_pathways,
     production_pathways,
+    emission_intensities,
     portfolio_holdings,
 ) -> dg.Output:
     """Per-company temperature alignment score against the sector benchmark budget.
@@ -73,6 +75,7 @@ def company_temperature_scores(
         intensity_pathways,
         config.benchmark_id,
         production_pathways=production_pathways,
+        emission_intensities=emission_intensities,
     )
     # What people look at: the hottest and coolest companies and the spread of scores (S1S2, the
     # scope most portfolios are reported on), and which holdings drive each portfolio figure.

@@ -62,6 +62,11 @@ RUNAWAY_OVERSHOOT = 10.0
 # ITR: a benchmark whose global budget excludes land use (is_AFOLU_included false) has its budget
 # divided by 0.76, the share of non-AFOLU emissions (396 Gt CO2 -> 521 Gt CO2 for OECM 1.5 C).
 NON_AFOLU_SHARE = 0.76
+# Quarantine: an uncapped score above 20 C means the company emits about 60x its budget (OECM 1.5 C),
+# which no reported pathway does; it comes from a data break (a unit or scale slip in emissions,
+# production or a reported intensity). Such a score is not published: the entity gets the default with
+# the reason, counted like every default, so one bad input row cannot move a portfolio figure unseen.
+QUARANTINE_SCORE_C = 20.0
 
 # Scope scored -> scope used when the benchmark has no pathway for the sector in that scope.
 SCOPE_FALLBACKS: dict[str, str] = {"S1S2": "S1"}
@@ -97,6 +102,8 @@ class Context:
     # (sector, region) -> year -> production index (1.0 in the benchmark's base year), from the OECM
     # production pathways; empty -> production held constant
     production_index: dict[tuple[str, str], dict[int, float]] | None = None
+    # base company_id -> emission_intensities rows (reported intensities: production = E / I)
+    intensities: dict[str, pd.DataFrame] | None = None
 
 
 def index_production_pathways(production_pathways: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
@@ -138,6 +145,41 @@ def _historic_path(intensity: dict[int, float], first: int, last: int) -> dict[i
                 else intensity[lo] + (intensity[hi] - intensity[lo]) * (t - lo) / (hi - lo)
             )
     return out
+
+
+def _production_from_intensity(
+    ctx: Context,
+    em_all: dict[tuple[str | None, str], dict[int, float]],
+    company_id: str,
+    level: str | None,
+    scope: str,
+    bm_denominator: str,
+) -> dict[int, float]:
+    """Production in the benchmark unit as emissions / reported intensity of the same scope (S1S2, else S1).
+
+    ITR's template loader does the same for companies that report an intensity but no production.
+    """
+    table = (ctx.intensities or {}).get(company_id)
+    if table is None or table.empty:
+        return {}
+    rows = table[table["s3_category"].isna()]
+    rows = rows[rows["segment"].isna()] if level is None else rows[rows["segment"] == level]
+    for source_scope in dict.fromkeys((scope, "S1S2", "S1")):
+        own = rows[rows["scope"] == source_scope]
+        if own.empty:
+            continue
+        emissions = {y: v for y, (v, _) in emissions_series(em_all, level, source_scope).items()}
+        out: dict[int, float] = {}
+        for unit, g in own.groupby("unit"):
+            factor = production_factor(denominator(str(unit)), bm_denominator, ctx.fx_to_eur)
+            if factor is None or factor <= 0:
+                continue
+            for year, value in zip(g["year"].astype(int), g["intensity"].astype(float), strict=True):
+                if value > 0 and year in emissions and year not in out:
+                    out[year] = emissions[year] / value * factor
+        if out:
+            return out
+    return {}
 
 
 def itr_score(temperature: float, budget_gt: float, ratio: float) -> float:
@@ -425,6 +467,14 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
         e_basis = emissions_series(em_all, level, bm_scope)
         e_series = {y: v for y, (v, _) in e_basis.items()}
         p_series, p_unit = _production_series(pr, bm_den, ctx.fx_to_eur) if not pr.empty else ({}, None)
+        if e_series and not set(e_series) & set(p_series):
+            # ITR: production derived as emissions / reported intensity when none is reported
+            derived = _production_from_intensity(
+                ctx, em_all, entity["base_company_id"], level, bm_scope, bm_den
+            )
+            if set(e_series) & set(derived):
+                p_series, p_unit = derived, "derived: emissions / reported intensity"
+                pr = pd.DataFrame({"derived": [True]})
         if not e_series:
             reasons.append(f"no {bm_scope} emissions ({where} level)")
         elif pr.empty:
@@ -509,6 +559,11 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
     else:
         raw = TARGET_PROBABILITY * target_score + (1.0 - TARGET_PROBABILITY) * traj_score
         source, result_type = "target", "COMPLETE"
+    if raw > QUARANTINE_SCORE_C:
+        out["temperature_score_uncapped_c"] = raw
+        return default(
+            f"implausible score {raw:.3g} C quarantined (data break above {QUARANTINE_SCORE_C:g} C)"
+        )
     temperature = min(raw, MAX_SCORE_C)
     out.update(
         {

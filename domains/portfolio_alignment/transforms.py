@@ -240,6 +240,7 @@ def company_temperature_scores(
     benchmark_id: str,
     scopes: tuple[str, ...] = ("S1", "S1S2", "S3", "S1S2S3"),
     production_pathways: pd.DataFrame | None = None,
+    emission_intensities: pd.DataFrame | None = None,
 ) -> Cleaned:
     """Temperature score per company (and synthetic sector split) and scope, against one benchmark.
 
@@ -279,6 +280,11 @@ def company_temperature_scores(
         production_index=(
             scoring.index_production_pathways(production_pathways)
             if production_pathways is not None
+            else None
+        ),
+        intensities=(
+            {str(k): g for k, g in emission_intensities.groupby("company_id")}
+            if emission_intensities is not None
             else None
         ),
     )

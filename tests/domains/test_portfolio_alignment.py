@@ -29,11 +29,13 @@ def company_scores(
     company_targets: Cleaned,
     intensity_pathways: Cleaned,
     production_pathways: Cleaned,
+    emission_intensities: Cleaned,
 ) -> Cleaned:
     """The scores as the asset computes them: all four scopes, production projected with OECM."""
     return portfolio.company_temperature_scores(
         company_master.data, reported_emissions.data, production.data, company_targets.data,
         intensity_pathways.data, BENCHMARK_ID, production_pathways=production_pathways.data,
+        emission_intensities=emission_intensities.data,
     )  # fmt: skip
 
 
@@ -142,10 +144,11 @@ def _aes_history(reported_emissions: Cleaned, production: Cleaned) -> dict[int, 
 
 def test_scores_are_reproducible(company_scores: Cleaned, company_master: Cleaned, reported_emissions: Cleaned,
                                  production: Cleaned, company_targets: Cleaned, intensity_pathways: Cleaned,
-                                 production_pathways: Cleaned) -> None:  # fmt: skip
+                                 production_pathways: Cleaned, emission_intensities: Cleaned) -> None:  # fmt: skip
     again = portfolio.company_temperature_scores(
         company_master.data, reported_emissions.data, production.data, company_targets.data,
         intensity_pathways.data, BENCHMARK_ID, production_pathways=production_pathways.data,
+        emission_intensities=emission_intensities.data,
     )  # fmt: skip
     pd.testing.assert_frame_equal(again.data, company_scores.data)
 

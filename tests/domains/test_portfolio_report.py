@@ -260,6 +260,7 @@ def test_company_temperature_scores_asset_publishes_the_report(
     company_targets: Cleaned,
     intensity_pathways: Cleaned,
     portfolio_holdings: Cleaned,
+    emission_intensities: Cleaned,
 ) -> None:
     from domain_inputs import read_bench_json
 
@@ -274,6 +275,7 @@ def test_company_temperature_scores_asset_publishes_the_report(
         company_targets=company_targets.data,
         intensity_pathways=intensity_pathways.data,
         production_pathways=production_pathways.data,
+        emission_intensities=emission_intensities.data,
         portfolio_holdings=portfolio_holdings.data,
     )
     assert isinstance(output, dg.Output)

@@ -30,8 +30,8 @@ RAW = REPO_ROOT / "data" / "raw"
 # scope -> (min companies compared, min within 0.01 C, max median diff C, max p90 diff C), measured
 # 2026-11-29 on the sample (see docs/portfolio-alignment-method.md, "Result on the sample").
 COMPANY_FLOORS = {
-    "S1": (95, 28, 0.052, 0.55),
-    "S1S2": (103, 27, 0.055, 0.48),
+    "S1": (99, 29, 0.052, 0.55),
+    "S1S2": (106, 29, 0.05, 0.48),
     "S3": (53, 27, 0.012, 0.26),
     "S1S2S3": (61, 20, 0.045, 0.545),
 }
@@ -92,11 +92,11 @@ def test_portfolio_figures_side_by_side(products: dict, itr: dict) -> None:
     print(side.to_string())
     # every ITR figure has a mesh counterpart (all seven aggregations, all four scopes)
     assert side["mesh_c"].notna().all() and side["itr_c"].notna().all()
-    # measured: 11 of 28 figures within 0.1 C, the largest 1.37 C (S1S2 ECOTS: ITR's S1S2 EOTS and
-    # ECOTS equal its MOTS). Deliberate differences: holdings ITR drops count at 3.2 C, 4.4 C cap;
-    # method gaps listed in the doc.
-    assert (side["diff_c"] <= 0.1).sum() >= 11, side
-    assert side["diff_c"].max() <= 1.40, side
+    # measured: 8 of 28 figures within 0.1 C, the largest 1.32 C (S1S2 ECOTS: ITR's S1S2 EOTS and
+    # ECOTS equal its MOTS). Deliberate differences: holdings ITR drops count at 3.2 C, 4.4 C cap,
+    # implausible scores quarantined; method gaps listed in the doc.
+    assert (side["diff_c"] <= 0.1).sum() >= 8, side
+    assert side["diff_c"].max() <= 1.35, side
 
 
 def test_the_method_doc_shows_this_run(products: dict, itr: dict) -> None:

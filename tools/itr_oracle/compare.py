@@ -53,6 +53,7 @@ def mesh_products(raw: Path, benchmark_id: str = "OECM_1_5C") -> dict[str, pd.Da
     reported = emissions.reported_emissions(pd.read_csv(sample / "emissions.csv")).data
     production = emissions.production(pd.read_csv(sample / "production.csv")).data
     targets = emissions.company_targets(pd.read_csv(sample / "targets.csv")).data
+    intensities = emissions.emission_intensities(pd.read_csv(sample / "emission_intensities.csv")).data
     pathways = benchmarks.intensity_pathways(
         json.loads((bench / benchmarks.BENCHMARK_FILES[benchmark_id]).read_text()), benchmark_id
     ).data
@@ -61,8 +62,9 @@ def mesh_products(raw: Path, benchmark_id: str = "OECM_1_5C") -> dict[str, pd.Da
     ).data
     holdings = portfolio.portfolio_holdings(pd.read_csv(sample / "portfolio.csv")).data
     scores = portfolio.company_temperature_scores(
-        master, reported, production, targets, pathways, benchmark_id, production_pathways=production_pathways
-    ).data
+        master, reported, production, targets, pathways, benchmark_id,
+        production_pathways=production_pathways, emission_intensities=intensities,
+    ).data  # fmt: skip
     figures = portfolio.portfolio_temperature_score(holdings, scores, master).data
     return {"company_master": master, "holdings": holdings, "scores": scores, "portfolio": figures}
 
@@ -137,6 +139,15 @@ def report_markdown(products: dict[str, pd.DataFrame], itr: dict[str, Any]) -> s
         f"{int(wats['n_holdings_no_company_data'])} without company data; S1S2 coverage "
         f"{wats['coverage_value_share']:.1%} of the value). ITR drops {dropped} of {len(itr['holdings'])} holdings."
     )
+    kept = {h["company_id"] for h in itr["holdings"] if h["scored_by_itr"]}
+    itr_wats = {p["scope"]: p["temperature_score_c"] for p in itr["portfolio"] if p["aggregation"] == "WATS"}
+    parts = []
+    for scope in SCOPES:
+        mine = wats_over(products, scope, kept)
+        parts.append(f"{scope} {mine:.2f} (ITR {itr_wats.get(scope, float('nan')):.2f})")
+    lines.append("WATS over the holdings ITR keeps (mesh scores, capped): " + ", ".join(parts) + ".")
+    quarantined = scores["default_reason"].astype("string").str.contains("quarantined", na=False).sum()
+    lines.append(f"Scores quarantined as implausible (above 20 °C, all scopes): {int(quarantined)}.")
     lines += ["", "Company scores against ITR 1.1.10 (uncapped mesh score, companies both score):", ""]
     lines += [
         "| scope | compared | within 0.01 °C | median diff | p90 diff | largest diff | ITR only | mesh only |",
@@ -156,6 +167,18 @@ def report_markdown(products: dict[str, pd.DataFrame], itr: dict[str, Any]) -> s
         cells = [f"{part.at[m, 'mesh_c']:.2f} / {part.at[m, 'itr_c']:.2f}" for m in METHODS]
         lines.append(f"| {scope} (mesh / ITR) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def wats_over(products: dict[str, pd.DataFrame], scope: str, company_ids: set[str]) -> float:
+    """WATS of the mesh's scores over the holdings whose company id is in ``company_ids``."""
+    from domains.portfolio_alignment import transforms
+
+    scores = products["scores"]
+    master = products["company_master"].drop_duplicates("company_id").set_index("company_id")
+    h = transforms.holding_scores(products["holdings"], scores[scores["scope"] == scope], master)
+    h = h[h["company_id"].isin(company_ids)]
+    value = h["investment_value_eur"].astype(float)
+    return float((value * h["temperature_score_c"]).sum() / value.sum())
 
 
 def subprocess_env() -> dict[str, str]:
