@@ -70,8 +70,8 @@ def test_every_domain_has_a_scheduled_maintenance_job():
     from domains.emissions import definitions
 
     defs = definitions.defs()
-    assert defs.get_job_def("emissions_table_maintenance") is not None
-    schedule = defs.get_schedule_def("emissions_table_maintenance_schedule")
+    assert defs.resolve_job_def("emissions_table_maintenance") is not None
+    schedule = defs.resolve_schedule_def("emissions_table_maintenance_schedule")
     assert schedule.cron_schedule == "30 2 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 

@@ -53,9 +53,25 @@ def demo(profile: str | None, timeout: float) -> None:
 def ui(profile: str | None, port: int | None) -> None:
     """Open the Dagster UI on the whole mesh (all domains, the persistent instance of the profile)."""
     # one code server per domain, the webserver and the daemon (sensors, schedules, SLA freshness)
-    from mesh_assets.orchestration.services import main_ui
+    import signal
 
-    sys.exit(main_ui(_settings(profile), port))
+    from mesh_assets.orchestration.services import DagsterServices
+
+    def _terminate(signum, frame):  # a SIGTERM stops the services like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    with DagsterServices(_settings(profile), webserver_port=port) as svc:
+        click.echo(
+            f"Dagster UI on {svc.url} (profile {svc.profile.value}, instance {svc.dagster_home}, "
+            f"logs {svc.log_dir}); Ctrl-C stops it"
+        )
+        try:
+            while True:
+                time.sleep(1)
+                svc.check_alive()
+        except KeyboardInterrupt:
+            click.echo("stopping the Dagster services")
 
 
 @main.group()

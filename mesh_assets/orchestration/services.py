@@ -286,25 +286,3 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def main_ui(settings: MeshSettings, port: int | None) -> int:
-    """``mesh ui``: the services in the foreground until Ctrl-C."""
-    import click
-
-    def _terminate(signum, frame):  # a SIGTERM stops the services like Ctrl-C
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
-    with DagsterServices(settings, webserver_port=port) as svc:
-        click.echo(
-            f"Dagster UI on {svc.url} (profile {svc.profile.value}, instance {svc.dagster_home}, "
-            f"logs {svc.log_dir}); Ctrl-C stops it"
-        )
-        try:
-            while True:
-                time.sleep(1)
-                svc.check_alive()
-        except KeyboardInterrupt:
-            click.echo("stopping the Dagster services")
-    return 0
