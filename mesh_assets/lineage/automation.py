@@ -101,13 +101,17 @@ def _sensor(
         published: list[str] = []
         waiting = ""
         for record in records:
+            asset_key = record.asset_key
+            if asset_key is None:  # a materialization always names its asset: nothing to decide
+                cursor = record.storage_id
+                continue
             decision = publication_state(instance, record)
             if decision.state == PENDING:
-                waiting = f"; waiting for {record.asset_key.to_user_string()}: {decision.reason}"
+                waiting = f"; waiting for {asset_key.to_user_string()}: {decision.reason}"
                 break
             cursor = record.storage_id
             if decision.state == PUBLISHED:
-                published.append(record.asset_key.to_user_string())
+                published.append(asset_key.to_user_string())
         if not published:
             context.update_cursor(str(cursor) if cursor else context.cursor)
             return dg.SkipReason("no new published product" + waiting)

@@ -143,6 +143,8 @@ def sql_column_lineage(
     not produce raises, naming it.
     """
     import sqlglot
+    from sqlglot.errors import ParseError
+    from sqlglot.expressions import Table
     from sqlglot.lineage import lineage
 
     schema: dict[str, Any] = {catalog: {}}
@@ -150,7 +152,7 @@ def sql_column_lineage(
         schema[catalog].setdefault(key[0], {})["__".join(key[1:])] = {c: "varchar" for c in cols}
     try:
         expression = sqlglot.parse_one(sql, dialect="trino")
-    except sqlglot.errors.ParseError as exc:
+    except ParseError as exc:
         raise ColumnLineageError(f"cannot parse the compiled SQL: {str(exc).splitlines()[0]}") from None
     known = {(catalog, k[0], "__".join(k[1:])): k for k in upstream_columns}
     out: dict[str, tuple[tuple[Key, str], ...]] = {}
@@ -161,7 +163,7 @@ def sql_column_lineage(
             raise ColumnLineageError(f"column {column!r}: {exc}") from None
         found: set[tuple[Key, str]] = set()
         for leaf in node.walk():
-            if leaf.downstream or not isinstance(leaf.expression, sqlglot.exp.Table):
+            if leaf.downstream or not isinstance(leaf.expression, Table):
                 continue
             table = leaf.expression
             key = known.get((table.catalog, table.db, table.name))

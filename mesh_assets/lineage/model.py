@@ -333,7 +333,7 @@ def instance_state(
             )
             if record is not None and record.event is not None and record.event.dagster_event is not None:
                 data = record.event.dagster_event.event_specific_data
-                if getattr(data, "passed", None) is not None:
+                if isinstance(data, dg.AssetCheckEvaluation):
                     checks.append(
                         CheckResult(
                             key=key,
@@ -341,7 +341,7 @@ def instance_state(
                             passed=bool(data.passed),
                             timestamp=record.event.timestamp,
                             run_id=record.run_id,
-                            description=str(getattr(data, "description", "") or ""),
+                            description=data.description or "",
                         )
                     )
             materializations = instance.fetch_materializations(asset_key, limit=1).records
@@ -356,11 +356,11 @@ def instance_state(
         own = set(keys)
         materialized = sorted(
             {
-                tuple(r.event_log_entry.dagster_event.asset_key.path)
+                tuple(r.asset_key.path)
                 for r in instance.get_records_for_run(
                     latest_run[1], of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
                 ).records
-                if r.event_log_entry.dagster_event is not None
+                if r.asset_key is not None
             }
             & own
         )

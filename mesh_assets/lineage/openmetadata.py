@@ -126,7 +126,7 @@ def connect(url: str, token: str, *, timeout: float = 30.0, retries: int = 0) ->
     config = OpenMetadataConnection(
         hostPort=host,
         authProvider=AuthProvider.openmetadata,
-        securityConfig=OpenMetadataJWTClientConfig(jwtToken=token),
+        securityConfig=OpenMetadataJWTClientConfig.model_validate({"jwtToken": token}),
         enableVersionValidation=True,
     )
     try:
@@ -226,9 +226,8 @@ class Exporter:
                 f"OpenMetadata at {self.url} failed on {kind} {fqn}: the server refused it: "
                 f"{str(result['error'])[-300:]}."
             )
-        new_id = None
-        if entity_id and result is not None and getattr(result, "id", None) is not None:
-            new_id = str(result.id.root)
+        answer_id = getattr(result, "id", None) if entity_id else None
+        new_id = str(answer_id.root) if answer_id is not None else None
         self.state.entries[state_key] = {"hash": digest, **({"id": new_id} if new_id else {})}
         if new_id:
             self.ids[state_key] = new_id
@@ -245,7 +244,7 @@ class Exporter:
     def _ref(self, kind: str, fqn: str, entity_type: str) -> Any:
         from metadata.generated.schema.type.entityReference import EntityReference
 
-        return EntityReference(id=self.ids[f"{kind}:{fqn}"], type=entity_type)
+        return EntityReference.model_validate({"id": self.ids[f"{kind}:{fqn}"], "type": entity_type})
 
     # ---- validity of the recorded state ------------------------------------------------------
     def _check_state(self) -> None:
@@ -291,15 +290,17 @@ class Exporter:
         from metadata.generated.schema.api.teams.createTeam import CreateTeamRequest
         from metadata.generated.schema.api.tests.createTestCase import CreateTestCaseRequest
         from metadata.generated.schema.api.tests.createTestDefinition import CreateTestDefinitionRequest
-        from metadata.generated.schema.entity.data.pipeline import PipelineStatus, Task, TaskStatus
+        from metadata.generated.schema.entity.data.pipeline import PipelineStatus, Task
         from metadata.generated.schema.entity.data.table import Column
         from metadata.generated.schema.tests.basic import TestCaseResult
         from metadata.generated.schema.type.entityLineage import (
-            ColumnLineage,
             EntitiesEdge,
             LineageDetails,
         )
 
+        # Requests are built with ``model_validate`` from plain values: the generated models type
+        # their fields as RootModel wrappers and enums (EntityName, Markdown, Timestamp, ...) that
+        # pydantic builds from those values, so the types check without wrapping each one by hand.
         self._check_state()
         catalog = self.catalog
 
@@ -312,11 +313,13 @@ class Exporter:
             self._put(
                 "team",
                 team,
-                CreateTeamRequest(
-                    name=team,
-                    teamType="Group",
-                    email=email,
-                    description=f"Owners of the mesh domain products ({team}).",
+                CreateTeamRequest.model_validate(
+                    {
+                        "name": team,
+                        "teamType": "Group",
+                        "email": email,
+                        "description": f"Owners of the mesh domain products ({team}).",
+                    }
                 ),
             )
 
@@ -329,11 +332,13 @@ class Exporter:
             self._put(
                 "domain",
                 domain,
-                CreateDomainRequest(
-                    name=domain,
-                    domainType="Source-aligned",
-                    description=f"The {domain} domain of the data mesh (Dagster code location group {domain}).",
-                    owners=[self._ref("team", t, "team") for t in sorted(domain_owners)] or None,
+                CreateDomainRequest.model_validate(
+                    {
+                        "name": domain,
+                        "domainType": "Source-aligned",
+                        "description": f"The {domain} domain of the data mesh (Dagster code location group {domain}).",
+                        "owners": [self._ref("team", t, "team") for t in sorted(domain_owners)] or None,
+                    }
                 ),
             )
 
@@ -341,29 +346,37 @@ class Exporter:
         self._put(
             "databaseService",
             DATABASE_SERVICE,
-            CreateDatabaseServiceRequest(
-                name=DATABASE_SERVICE,
-                serviceType="Trino",
-                description="The mesh's Iceberg lake, queried by Trino.",
+            CreateDatabaseServiceRequest.model_validate(
+                {
+                    "name": DATABASE_SERVICE,
+                    "serviceType": "Trino",
+                    "description": "The mesh's Iceberg lake, queried by Trino.",
+                }
             ),
         )
         database = f"{DATABASE_SERVICE}.{catalog}"
         self._put(
             "database",
             database,
-            CreateDatabaseRequest(
-                name=catalog, service=DATABASE_SERVICE, description="The Iceberg catalog of the mesh."
+            CreateDatabaseRequest.model_validate(
+                {
+                    "name": catalog,
+                    "service": DATABASE_SERVICE,
+                    "description": "The Iceberg catalog of the mesh.",
+                }
             ),
         )
         for domain in model.domains:
             self._put(
                 "databaseSchema",
                 f"{database}.{domain}",
-                CreateDatabaseSchemaRequest(
-                    name=domain,
-                    database=database,
-                    description=f"Data products of the {domain} domain.",
-                    domains=[domain],
+                CreateDatabaseSchemaRequest.model_validate(
+                    {
+                        "name": domain,
+                        "database": database,
+                        "description": f"Data products of the {domain} domain.",
+                        "domains": [domain],
+                    }
                 ),
             )
         for product in model.products:
@@ -372,27 +385,31 @@ class Exporter:
             for c in product.columns:
                 data_type, display = COLUMN_TYPES.get(c.type, ("UNKNOWN", c.type))
                 columns.append(
-                    Column(
-                        name=c.name,
-                        dataType=data_type,
-                        dataTypeDisplay=display,
-                        description=c.description,
-                        constraint="NOT_NULL" if c.required else None,
-                        **({"dataLength": 65535} if data_type == "VARCHAR" else {}),
+                    Column.model_validate(
+                        {
+                            "name": c.name,
+                            "dataType": data_type,
+                            "dataTypeDisplay": display,
+                            "description": c.description,
+                            "constraint": "NOT_NULL" if c.required else None,
+                            **({"dataLength": 65535} if data_type == "VARCHAR" else {}),
+                        }
                     )
                 )
             self._put(
                 "table",
                 fqn,
-                CreateTableRequest(
-                    name=product.name,
-                    displayName=product.label,
-                    databaseSchema=f"{database}.{product.domain}",
-                    tableType="Iceberg",
-                    columns=columns,
-                    description=product.description,
-                    owners=owners(product) or None,
-                    domains=[product.domain],
+                CreateTableRequest.model_validate(
+                    {
+                        "name": product.name,
+                        "displayName": product.label,
+                        "databaseSchema": f"{database}.{product.domain}",
+                        "tableType": "Iceberg",
+                        "columns": columns,
+                        "description": product.description,
+                        "owners": owners(product) or None,
+                        "domains": [product.domain],
+                    }
                 ),
             )
 
@@ -400,10 +417,12 @@ class Exporter:
         self._put(
             "pipelineService",
             PIPELINE_SERVICE,
-            CreatePipelineServiceRequest(
-                name=PIPELINE_SERVICE,
-                serviceType="Dagster",
-                description="The mesh's Dagster deployment: one pipeline per code location.",
+            CreatePipelineServiceRequest.model_validate(
+                {
+                    "name": PIPELINE_SERVICE,
+                    "serviceType": "Dagster",
+                    "description": "The mesh's Dagster deployment: one pipeline per code location.",
+                }
             ),
         )
         downstream: dict[Key, set[Key]] = {}
@@ -412,22 +431,27 @@ class Exporter:
         for location, keys in sorted(model.locations.items()):
             own = set(keys)
             tasks = [
-                Task(
-                    name="/".join(key),
-                    displayName="/".join(key),
-                    taskType="asset",
-                    downstreamTasks=sorted("/".join(d) for d in downstream.get(key, set()) & own) or None,
+                Task.model_validate(
+                    {
+                        "name": "/".join(key),
+                        "displayName": "/".join(key),
+                        "taskType": "asset",
+                        "downstreamTasks": sorted("/".join(d) for d in downstream.get(key, set()) & own)
+                        or None,
+                    }
                 )
                 for key in keys
             ]
             self._put(
                 "pipeline",
                 f"{PIPELINE_SERVICE}.{location}",
-                CreatePipelineRequest(
-                    name=location,
-                    service=PIPELINE_SERVICE,
-                    description=f"Dagster code location {location}: its assets are the tasks.",
-                    tasks=tasks,
+                CreatePipelineRequest.model_validate(
+                    {
+                        "name": location,
+                        "service": PIPELINE_SERVICE,
+                        "description": f"Dagster code location {location}: its assets are the tasks.",
+                        "tasks": tasks,
+                    }
                 ),
             )
 
@@ -438,13 +462,15 @@ class Exporter:
             self._put(
                 "dataProduct",
                 product_name(product.key),
-                CreateDataProductRequest(
-                    name=product_name(product.key),
-                    displayName=product.label,
-                    description=product.description or f"The data product {product.label}.",
-                    domains=[product.domain],
-                    owners=owners(product) or None,
-                    assets=[table_ref],
+                CreateDataProductRequest.model_validate(
+                    {
+                        "name": product_name(product.key),
+                        "displayName": product.label,
+                        "description": product.description or f"The data product {product.label}.",
+                        "domains": [product.domain],
+                        "owners": owners(product) or None,
+                        "assets": [table_ref],
+                    }
                 ),
             )
             if product.contract_path:
@@ -454,29 +480,31 @@ class Exporter:
                 self._put(
                     "dataContract",
                     f"{fqn}.contract",
-                    CreateDataContractRequest(
-                        name=f"{product_name(product.key)}_contract",
-                        displayName=f"{product.label} contract v{product.contract_version or '?'}",
-                        description=(
-                            f"ODCS contract {product.contract_path}, version {product.contract_version}: "
-                            "enforced by the mesh before every publication (write-audit-publish)."
-                        ),
-                        entityStatus=status,
-                        entity=table_ref,
-                        schema=[
-                            Column(
-                                name=c.name,
-                                dataType=COLUMN_TYPES.get(c.type, ("UNKNOWN", c.type))[0],
-                                description=c.description,
-                                **(
-                                    {"dataLength": 65535}
-                                    if COLUMN_TYPES.get(c.type, ("",))[0] == "VARCHAR"
-                                    else {}
-                                ),
-                            )
-                            for c in product.columns
-                        ],
-                        owners=owners(product) or None,
+                    CreateDataContractRequest.model_validate(
+                        {
+                            "name": f"{product_name(product.key)}_contract",
+                            "displayName": f"{product.label} contract v{product.contract_version or '?'}",
+                            "description": (
+                                f"ODCS contract {product.contract_path}, version {product.contract_version}: "
+                                "enforced by the mesh before every publication (write-audit-publish)."
+                            ),
+                            "entityStatus": status,
+                            "entity": table_ref,
+                            "schema": [
+                                {
+                                    "name": c.name,
+                                    "dataType": COLUMN_TYPES.get(c.type, ("UNKNOWN", c.type))[0],
+                                    "description": c.description,
+                                    **(
+                                        {"dataLength": 65535}
+                                        if COLUMN_TYPES.get(c.type, ("",))[0] == "VARCHAR"
+                                        else {}
+                                    ),
+                                }
+                                for c in product.columns
+                            ],
+                            "owners": owners(product) or None,
+                        }
                     ),
                 )
 
@@ -484,16 +512,19 @@ class Exporter:
         source = {"dbt": "DbtLineage", "pipeline": "PipelineLineage"}
         for edge in model.edges:
             up, down = table_fqn(edge.upstream, catalog), table_fqn(edge.downstream, catalog)
-            details = LineageDetails(
-                pipeline=self._ref("pipeline", f"{PIPELINE_SERVICE}.{edge.pipeline}", "pipeline"),
-                source=source[edge.source],
-                sqlQuery=edge.sql,
-                description=f"{'/'.join(edge.downstream)} reads {'/'.join(edge.upstream)} (Dagster asset dependency).",
-                columnsLineage=[
-                    ColumnLineage(fromColumns=[f"{up}.{c}" for c in sources], toColumn=f"{down}.{column}")
-                    for column, sources in edge.columns
-                ]
-                or None,
+            details = LineageDetails.model_validate(
+                {
+                    "pipeline": self._ref("pipeline", f"{PIPELINE_SERVICE}.{edge.pipeline}", "pipeline"),
+                    "source": source[edge.source],
+                    "sqlQuery": edge.sql,
+                    "description": f"{'/'.join(edge.downstream)} reads {'/'.join(edge.upstream)} "
+                    "(Dagster asset dependency).",
+                    "columnsLineage": [
+                        {"fromColumns": [f"{up}.{c}" for c in sources], "toColumn": f"{down}.{column}"}
+                        for column, sources in edge.columns
+                    ]
+                    or None,
+                }
             )
             request = AddLineageRequest(
                 edge=EntitiesEdge(
@@ -515,13 +546,15 @@ class Exporter:
             self._put(
                 "testDefinition",
                 TEST_DEFINITION,
-                CreateTestDefinitionRequest(
-                    name=TEST_DEFINITION,
-                    displayName="Mesh data contract",
-                    description="The blocking contract check Dagster runs before a product is published.",
-                    entityType="TABLE",
-                    testPlatforms=["GreatExpectations"],
-                    parameterDefinition=[],
+                CreateTestDefinitionRequest.model_validate(
+                    {
+                        "name": TEST_DEFINITION,
+                        "displayName": "Mesh data contract",
+                        "description": "The blocking contract check Dagster runs before a product is published.",
+                        "entityType": "TABLE",
+                        "testPlatforms": ["GreatExpectations"],
+                        "parameterDefinition": [],
+                    }
                 ),
             )
         for check in model.checks:
@@ -530,18 +563,22 @@ class Exporter:
             self._put(
                 "testCase",
                 case_fqn,
-                CreateTestCaseRequest(
-                    name=check.check,
-                    description=f"Dagster asset check {'/'.join(check.key)}:{check.check}.",
-                    testDefinition=TEST_DEFINITION,
-                    entityLink=f"<#E::table::{fqn}>",
+                CreateTestCaseRequest.model_validate(
+                    {
+                        "name": check.check,
+                        "description": f"Dagster asset check {'/'.join(check.key)}:{check.check}.",
+                        "testDefinition": TEST_DEFINITION,
+                        "entityLink": f"<#E::table::{fqn}>",
+                    }
                 ),
             )
-            result = TestCaseResult(
-                timestamp=int(check.timestamp * 1000),
-                testCaseStatus="Success" if check.passed else "Failed",
-                result=(check.description or ("passed" if check.passed else "failed"))[:1000]
-                + f" (Dagster run {check.run_id})",
+            result = TestCaseResult.model_validate(
+                {
+                    "timestamp": int(check.timestamp * 1000),
+                    "testCaseStatus": "Success" if check.passed else "Failed",
+                    "result": (check.description or ("passed" if check.passed else "failed"))[:1000]
+                    + f" (Dagster run {check.run_id})",
+                }
             )
             self._send(
                 "testCaseResult",
@@ -554,18 +591,20 @@ class Exporter:
         # run status per pipeline
         for run in model.runs:
             status = RUN_STATUS.get(run.status, "Pending")
-            body = PipelineStatus(
-                timestamp=int(run.start * 1000),
-                executionStatus=status,
-                taskStatus=[
-                    TaskStatus(
-                        name="/".join(k),
-                        executionStatus=status,
-                        startTime=int(run.start * 1000),
-                        endTime=int(run.end * 1000) if run.end else None,
-                    )
-                    for k in run.tasks
-                ],
+            body = PipelineStatus.model_validate(
+                {
+                    "timestamp": int(run.start * 1000),
+                    "executionStatus": status,
+                    "taskStatus": [
+                        {
+                            "name": "/".join(k),
+                            "executionStatus": status,
+                            "startTime": int(run.start * 1000),
+                            "endTime": int(run.end * 1000) if run.end else None,
+                        }
+                        for k in run.tasks
+                    ],
+                }
             )
             fqn = f"{PIPELINE_SERVICE}.{run.location}"
             self._send(
