@@ -28,7 +28,7 @@ from mesh_assets.airflow import (
     build_airflow_definitions,
     trigger_and_wait,
 )
-from mesh_assets.orchestration.automation import UPSTREAM_TAG, sensor_name
+from mesh_assets.orchestration.automation import UPSTREAM_RUNS_TAG, UPSTREAM_TAG, sensor_name
 from mesh_assets.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -97,6 +97,16 @@ def test_a_task_migrated_to_dagster_runs_there_when_the_mesh_triggers_the_dag(br
     dag_run_id = proxied[0]["tags"][DAG_RUN_TAG]
     assert bridge.airflow_run(dag_run_id)["state"] == "success"
     assert _manifest(bridge)["published_by"].startswith(f"dagster:{proxied[0]['runId']} ")
+    # what the migrated task published refreshes the mesh like any publication
+    downstream = _wait(
+        "the companies run triggered by the migrated task's publication",
+        lambda: [
+            r
+            for r in bridge.client.runs(tags={SENSOR_TAG: COMPANIES_SENSOR})
+            if proxied[0]["runId"] in r["tags"].get(UPSTREAM_RUNS_TAG, "")
+        ],
+    )
+    assert bridge.client.wait_for_run(downstream[0]["runId"], timeout=600)["status"] == "SUCCESS"
     # the other tasks stayed in Airflow: airlift's sensor records the staged table for this run
     with bridge.svc.open_instance() as instance:
         _wait(
@@ -139,6 +149,7 @@ def test_switched_back_a_dag_run_in_airflow_is_observed_and_refreshes_the_mesh(b
         pytest.fail("\n".join(bridge.client.run_errors(triggered["runId"])), pytrace=False)
     assert PRODUCT in triggered["assetSelection"]
     assert PUBLISHED.to_user_string() in triggered["tags"][UPSTREAM_TAG]
+    assert UPSTREAM_RUNS_TAG not in triggered["tags"]  # caused by the runless (Airflow) publication
     ended = _iso(airflow_run["end_date"])
     latency = triggered["creationTime"] - ended
     assert latency >= 0, (triggered["creationTime"], airflow_run["end_date"])
