@@ -48,7 +48,7 @@ from mesh_assets.lakehouse.schema import (
     plan_evolution,
     to_arrow,
 )
-from mesh_assets.lakehouse.transaction import transaction
+from mesh_assets.lakehouse.transaction import MeshTable, transaction
 
 # Bounded, jittered exponential backoff for commit conflicts (pyiceberg applies it on retry).
 DEFAULT_TABLE_PROPERTIES: dict[str, str] = {
@@ -301,7 +301,9 @@ class IcebergTables:
                 table.append(empty, snapshot_properties={"mesh.genesis": "true"})
             table = table.refresh()
         with contextlib.suppress(CommitFailedException):
-            table.manage_snapshots().create_branch(table.current_snapshot().snapshot_id, branch).commit()
+            MeshTable.of(table).manage_snapshots().create_branch(
+                table.current_snapshot().snapshot_id, branch
+            ).commit()
         return table.refresh()
 
     def publish(self, ref: TableRef, branch: str, properties: Mapping[str, str] | None = None) -> Snapshot:
@@ -319,11 +321,11 @@ class IcebergTables:
             raise CommitFailedException(
                 f"main of {ref.identifier} moved since audit branch {branch!r} was created; re-run to re-audit"
             )
-        with table.manage_snapshots() as manage:
+        with MeshTable.of(table).manage_snapshots() as manage:
             manage.set_current_snapshot(audited.snapshot_id)
             manage.remove_branch(branch)
         if properties:
-            table.refresh().transaction().set_properties(dict(properties)).commit_transaction()
+            transaction(table.refresh()).set_properties(dict(properties)).commit_transaction()
         return audited
 
     def _drop_branch(self, ref: TableRef, branch: str | None, created: bool) -> None:
@@ -335,7 +337,7 @@ class IcebergTables:
         """Drop an audit branch that failed its checks (its files go with snapshot expiry)."""
         table = self.load(ref)
         if table.snapshot_by_name(branch) is not None:
-            table.manage_snapshots().remove_branch(branch).commit()
+            MeshTable.of(table).manage_snapshots().remove_branch(branch).commit()
 
     @staticmethod
     def _stage_files(
