@@ -75,6 +75,35 @@ def location_layers(nodes: Sequence[AssetNode]) -> list[list[str]]:
     return layers
 
 
+def run_groups(nodes: Sequence[AssetNode]) -> list[list[list[AssetNode]]]:
+    """The runs to launch, as layers: one run per (location, partitioning), after what it reads.
+
+    Within a location, unpartitioned assets share one run and each partitioning gets one run over
+    its whole key range. A run starts once every run holding an upstream asset of it has ended
+    (a partitioned dbt model reading a product published by its location's other run must not start
+    before that product passed its contract); runs that do not depend on each other share a layer.
+    """
+    groups: dict[tuple[str, tuple[str, ...]], list[AssetNode]] = defaultdict(list)
+    for n in nodes:
+        groups[(n.location, n.partition_keys)].append(n)
+    group_of = {n.path: key for key, members in groups.items() for n in members}
+    needs = {
+        key: {group_of[d] for n in members for d in n.deps if d in group_of} - {key}
+        for key, members in groups.items()
+    }
+    remaining = set(groups)
+    layers: list[list[list[AssetNode]]] = []
+    while remaining:
+        ready = sorted(
+            (key for key in remaining if not (needs[key] & remaining)), key=lambda k: (k[0], len(k[1]))
+        )
+        if not ready:
+            raise MeshRunError(f"runs depend on each other in a cycle: {sorted(k[0] for k in remaining)}")
+        layers.append([groups[key] for key in ready])
+        remaining -= set(ready)
+    return layers
+
+
 def materialize_all(
     client: DagsterClient,
     *,
@@ -85,10 +114,9 @@ def materialize_all(
     on_layer: Callable[[list[RunOutcome]], None] | None = None,
     nodes: Sequence[AssetNode] | None = None,
 ) -> list[RunOutcome]:
-    """Materialize every asset of ``locations`` (default all), location by location in dependency order.
+    """Materialize every asset of ``locations`` (default all), in dependency order (:func:`run_groups`).
 
-    Within a location, unpartitioned assets share one run; each partitioning gets one run over
-    its whole key range. Stops at the first layer with a failed run and raises with its errors.
+    Stops at the first layer with a failed run and raises with its errors.
     """
     nodes = list(nodes if nodes is not None else asset_nodes(client))
     wanted = set(locations or {n.location for n in nodes})
@@ -97,24 +125,20 @@ def materialize_all(
         raise MeshRunError(f"no materializable assets in code location(s) {sorted(unknown)}")
     done: list[RunOutcome] = []
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    for layer in location_layers(nodes):
+    for layer in run_groups([n for n in nodes if n.location in wanted]):
         launched: list[RunOutcome] = []
-        for location in [loc for loc in layer if loc in wanted]:
-            groups: dict[tuple[str, ...], list[AssetNode]] = defaultdict(list)
-            for n in nodes:
-                if n.location == location:
-                    groups[n.partition_keys].append(n)
-            for keys, group in sorted(groups.items(), key=lambda item: len(item[0])):
-                span = (keys[0], keys[-1]) if keys else None
-                run_id = client.launch_assets(
-                    location,
-                    [list(n.path) for n in group],
-                    tags=tags,
-                    partition_range=span,
-                    run_config=run_config,
-                    repository=group[0].repository,
-                )
-                launched.append(RunOutcome(run_id, location, tuple(n.path for n in group), span))
+        for group in layer:
+            keys = group[0].partition_keys
+            span = (keys[0], keys[-1]) if keys else None
+            run_id = client.launch_assets(
+                group[0].location,
+                [list(n.path) for n in group],
+                tags=tags,
+                partition_range=span,
+                run_config=run_config,
+                repository=group[0].repository,
+            )
+            launched.append(RunOutcome(run_id, group[0].location, tuple(n.path for n in group), span))
         finished = client.wait_for_runs([r.run_id for r in launched], timeout=timeout)
         for run in launched:
             client.outcome(run, finished[run.run_id])
