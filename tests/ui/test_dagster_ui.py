@@ -234,21 +234,17 @@ def _materialize_upstream(
         needed -= _materialized(svc, needed)
     wanted = [by_key[k] for k in needed]
     runs = []
-    for layer in runner.location_layers(wanted):
-        launched = []
-        for location in layer:
-            groups: dict[tuple[str, ...], list[AssetNode]] = defaultdict(list)
-            for node in wanted:
-                if node.location == location:
-                    groups[node.partition_keys].append(node)
-            for partition_keys, group in groups.items():
-                launched.append(
-                    svc.client.launch_assets(
-                        location,
-                        [list(n.path) for n in group],
-                        partition_range=(partition_keys[0], partition_keys[-1]) if partition_keys else None,
-                    )
-                )
+    for layer in runner.run_groups(wanted):
+        launched = [
+            svc.client.launch_assets(
+                group[0].location,
+                [list(n.path) for n in group],
+                partition_range=(group[0].partition_keys[0], group[0].partition_keys[-1])
+                if group[0].partition_keys
+                else None,
+            )
+            for group in layer
+        ]
         for run_id in launched:
             run = svc.client.wait_for_run(run_id, timeout=RUN_TIMEOUT)
             assert run["status"] == "SUCCESS", f"upstream run {run_id}: {run_errors(svc, run_id)}"
