@@ -184,9 +184,12 @@ def test_mesh_demo_command_prints_tables_and_score(tmp_path):
         "portfolio_alignment.portfolio_temperature_score",
     ]:
         assert table in out
-    # the headline columns the portfolio score's contract names, with a plausible figure
-    assert "portfolio_alignment.portfolio_temperature_score:" in out
-    assert re.search(r"\bWATS\s+[1-4]\.[0-9]{2}\b", out), out[-1500:]
+    # the headline the portfolio score's contract names: every aggregation by scope, with coverage
+    assert (
+        "portfolio_alignment.portfolio_temperature_score (temperature_score_c / coverage_value_share" in out
+    )
+    for method in ("WATS", "TETS", "MOTS", "EOTS", "ECOTS", "AOTS", "ROTS"):
+        assert re.search(rf"\b{method}\s+[0-9]\.[0-9]{{2}} / [01]\.[0-9]{{2}}\b", out), (method, out[-2500:])
     # one screen: a line per run, the tables and the headline; no dbt or service log lines
     assert len(out.splitlines()) < 40, out
     assert "keyring" not in result.stderr + out and "\x1b[" not in out

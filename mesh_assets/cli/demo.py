@@ -47,9 +47,38 @@ def _progress(runs: list[RunOutcome]) -> None:
         )
 
 
+def _pivot(settings: MeshSettings, contract: ProductContract) -> list[str]:
+    """The contract's headline cross table: ``rows`` x ``columns``, each cell its ``values`` joined."""
+    from mesh_assets.lakehouse.catalog import read_table
+
+    spec = contract.headline_pivot or {}
+    rows_by, column_by, values = list(spec["rows"]), spec.get("columns"), list(spec["values"])
+    name = ".".join(contract.key.path)
+    table = read_table(settings, name, [*rows_by, *([column_by] if column_by else []), *values])
+    if table is None or table.num_rows == 0:
+        return [f"{name}: (no rows)"]
+    cells: dict[tuple, dict[str, str]] = {}
+    heads: list[str] = []
+    for r in table.to_pylist():
+        head = str(r[column_by]) if column_by else values[0]
+        if head not in heads:
+            heads.append(head)
+        cells.setdefault(tuple(r[c] for c in rows_by), {})[head] = " / ".join(_fmt(r[v]) for v in values)
+    left = [" ".join(_fmt(v) for v in key) for key in cells]
+    lw = max(len(x) for x in [*left, " ".join(rows_by)])
+    cw = {h: max(len(h), *(len(c.get(h, "-")) for c in cells.values())) for h in heads}
+    lines = [f"{name} ({' / '.join(values)} by {column_by or 'value'}):"]
+    lines.append("  " + f"{' '.join(rows_by):<{lw}}  " + "  ".join(f"{h:>{cw[h]}}" for h in heads))
+    for label, row in zip(left, cells.values(), strict=True):
+        lines.append("  " + f"{label:<{lw}}  " + "  ".join(f"{row.get(h, '-'):>{cw[h]}}" for h in heads))
+    return lines
+
+
 def _headline(settings: MeshSettings, contract: ProductContract) -> list[str]:
     from mesh_assets.lakehouse.catalog import read_table
 
+    if contract.headline_pivot:
+        return _pivot(settings, contract)
     name = ".".join(contract.key.path)
     table = read_table(settings, name, list(contract.headline))
     if table is None or table.num_rows == 0:
@@ -109,7 +138,7 @@ def run_demo(workspace: Path, settings: MeshSettings, *, timeout: float = 900.0)
         snapshot = metadata.get("iceberg/snapshot_id")
         click.echo(f"{'.'.join(path):<{width}}  {rows if rows is not None else '-':>7}  {snapshot or '-'}")
     for _path, contract in sorted(_contracts(workspace).items()):
-        if contract.headline:
+        if contract.headline or contract.headline_pivot:
             click.echo("")
             for line in _headline(settings, contract):
                 click.echo(line)

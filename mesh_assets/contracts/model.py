@@ -68,6 +68,8 @@ class ProductContract:
     accepted_rejections: tuple[tuple[str, int | None], ...] = ()
     # columns a consumer reads first (``customProperties: headline``): what ``mesh demo`` prints
     headline: tuple[str, ...] = ()
+    # the headline as a cross table (``customProperties: headlinePivot``): rows, columns and values
+    headline_pivot: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def unaccepted_rejections(self, rejections: dict[str, int]) -> dict[str, int]:
@@ -175,6 +177,7 @@ def load_contract(path: Path) -> ProductContract:
             compound.append(tuple(props))
     accepted = []
     headline: list[str] = []
+    headline_pivot: dict[str, Any] | None = None
     for custom in obj.customProperties or []:
         if custom.property == "headline":
             headline = [str(c) for c in custom.value or []]
@@ -183,6 +186,16 @@ def load_contract(path: Path) -> ProductContract:
                 raise ContractError(
                     f"{path}: headline names column(s) {unknown} the contract does not declare"
                 )
+        if custom.property == "headlinePivot":
+            pivot = dict(custom.value or {})
+            named = [*pivot.get("rows", []), pivot.get("columns"), *pivot.get("values", [])]
+            unknown = sorted({str(c) for c in named if c} - {c.name for c in columns})
+            if unknown or not pivot.get("rows") or not pivot.get("values"):
+                raise ContractError(
+                    f"{path}: headlinePivot needs rows, columns and values naming declared columns "
+                    f"(unknown: {unknown})"
+                )
+            headline_pivot = pivot
         if custom.property == "acceptedRejections":
             for entry in custom.value or []:
                 pattern, limit = (
@@ -219,6 +232,7 @@ def load_contract(path: Path) -> ProductContract:
         freshness=_latency(odcs.slaProperties, path),
         accepted_rejections=tuple(accepted),
         headline=tuple(headline),
+        headline_pivot=headline_pivot,
         raw=odcs.model_dump(by_alias=True, exclude_none=True),
     )
 

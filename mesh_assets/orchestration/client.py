@@ -165,7 +165,9 @@ class DagsterClient:
                 if "intRepr" in entry:  # GraphQL's Int is 32-bit: snapshot ids come as their text
                     values[entry["label"]] = int(entry["intRepr"])
                 else:
-                    values[entry["label"]] = next((entry[k] for k in ("floatValue", "text") if k in entry), None)
+                    values[entry["label"]] = next(
+                        (entry[k] for k in ("floatValue", "text") if k in entry), None
+                    )
             out[tuple(node["assetKey"]["path"])] = values
         return out
 
