@@ -33,6 +33,7 @@ from mesh_assets.lakehouse.trino import TrinoResource
 from mesh_assets.orchestration.automation import DomainGraph, domain_sensors
 from mesh_assets.resources import MeshResource
 from mesh_assets.settings import REPO_ROOT, MeshSettings, get_settings
+from mesh_assets.workspace import domain_of
 
 
 class DomainDefinitionError(ValueError):
@@ -111,16 +112,6 @@ def resources_for(settings: MeshSettings) -> dict[str, Any]:
         "raw": RawInputs(root=str(settings.raw_dir)),
         "trino": TrinoResource(mesh=mesh),
     }
-
-
-def domain_of(module: ModuleType) -> str:
-    """The domain a module belongs to: the package under ``domains`` (``domains.emissions.assets`` -> emissions)."""
-    parts = module.__name__.split(".")
-    if len(parts) < 2:
-        raise DomainDefinitionError(
-            f"module {module.__name__!r} is not inside a domain package: put it under domains/<name>/"
-        )
-    return parts[-2]
 
 
 def domain_definitions(*modules: ModuleType, **options: Any) -> dg.Definitions:

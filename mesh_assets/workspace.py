@@ -53,6 +53,16 @@ def locations(workspace_file: Path) -> list[Location]:
     return found
 
 
+def domain_of(module: ModuleType) -> str:
+    """The domain a module belongs to: its package under ``domains`` (``domains.emissions.assets`` -> emissions)."""
+    parts = module.__name__.split(".")
+    if len(parts) < 2:
+        raise WorkspaceError(
+            f"module {module.__name__!r} is not inside a domain package: put it under domains/<name>/"
+        )
+    return parts[-2]
+
+
 def definitions_of(module: ModuleType, attribute: str = "defs") -> dg.Definitions:
     """A module's ``defs``: a ``dg.Definitions``, or a ``@dg.definitions`` function (called here)."""
     try:

@@ -31,6 +31,7 @@ from mesh_assets.airflow.config import CONFIG_FILE, AirflowConfigError, DomainAi
 from mesh_assets.airflow.connection import AirflowBridgeError, AirflowConnection
 from mesh_assets.airflow.trigger import dag_trigger_job
 from mesh_assets.settings import MeshSettings, get_settings
+from mesh_assets.workspace import domain_of
 
 
 def connection_for(config: DomainAirflow, settings: MeshSettings) -> AirflowConnection:
@@ -42,15 +43,6 @@ def connection_for(config: DomainAirflow, settings: MeshSettings) -> AirflowConn
         password_secret=config.password_secret,
         version=config.version,
     )
-
-
-def _domain_of(module: ModuleType) -> str:
-    parts = module.__name__.split(".")
-    if len(parts) < 2:
-        raise AirflowConfigError(
-            f"module {module.__name__!r} is not inside a domain package (domains/<name>/)"
-        )
-    return parts[-2]
 
 
 def _mapped_assets(
@@ -92,7 +84,7 @@ def airflow_definitions(*modules: ModuleType, settings: MeshSettings | None = No
     """:func:`build_airflow_definitions` for the domain the modules' package is named after."""
     if not modules:
         raise AirflowConfigError("airflow_definitions needs the domain's module(s) (for its airflow.yaml)")
-    return build_airflow_definitions(_domain_of(modules[0]), *modules, settings=settings)
+    return build_airflow_definitions(domain_of(modules[0]), *modules, settings=settings)
 
 
 def build_airflow_definitions(
@@ -107,15 +99,15 @@ def build_airflow_definitions(
 
     from mesh_assets.ingest.raw import RawInputs
 
-    settings = settings or get_settings()
+    resolved: MeshSettings = settings or get_settings()
     if config_path is None:
         if not modules or not getattr(modules[0], "__file__", None):
             raise AirflowConfigError(
                 f"pass config_path or a module of domains/{domain}/ to find {CONFIG_FILE}"
             )
-        config_path = Path(modules[0].__file__).parent / CONFIG_FILE
+        config_path = Path(str(modules[0].__file__)).parent / CONFIG_FILE
     config = load_domain_airflow(domain, config_path)
-    connection = connection_for(config, settings)
+    connection = connection_for(config, resolved)
     executable = {
         key: a
         for a in dg.load_assets_from_modules(modules, group_name=f"{domain}_airflow")
@@ -125,7 +117,7 @@ def build_airflow_definitions(
     mapped = list(dg.map_asset_specs(lambda s: _governed(s, config), _mapped_assets(config, executable)))
     dag_ids = {d.dag_id for d in config.dags}
     jobs: Sequence[dg.JobDefinition] = [
-        dag_trigger_job(d, lambda: connection_for(config, settings), domain=domain) for d in sorted(dag_ids)
+        dag_trigger_job(d, lambda: connection_for(config, resolved), domain=domain) for d in sorted(dag_ids)
     ]
     try:
         instance = connection.instance(config.instance_name)
@@ -133,9 +125,9 @@ def build_airflow_definitions(
             airflow_instance=instance,
             # migrated tasks read and publish raw drops; they write no Iceberg table themselves
             defs=dg.Definitions(
-                assets=mapped, jobs=jobs, resources={"raw": RawInputs(root=str(settings.raw_dir))}
+                assets=mapped, jobs=jobs, resources={"raw": RawInputs(root=str(resolved.raw_dir))}
             ),
-            sensor_minimum_interval_seconds=settings.trigger_interval,
+            sensor_minimum_interval_seconds=resolved.trigger_interval,
             dag_selector_fn=lambda dag: dag.dag_id in dag_ids,
             # the mapping is the domain's yaml; airlift would key datasets by their file name only
             retrieval_filter=AirflowFilter(retrieve_datasets=False),
@@ -161,7 +153,12 @@ def build_airflow_definitions(
 def _dags_in(defs: dg.Definitions, instance_name: str) -> set[str]:
     found = set()
     for a in defs.assets or []:
-        specs = a.specs if isinstance(a, dg.AssetsDefinition) else [a]
+        if isinstance(a, dg.AssetsDefinition):
+            specs = list(a.specs)
+        elif isinstance(a, dg.AssetSpec):
+            specs = [a]
+        else:  # a cacheable definition has no keys until it is resolved
+            continue
         for spec in specs:
             path = spec.key.path
             if len(path) == 3 and path[0] == instance_name and path[1] == "dag":

@@ -26,6 +26,7 @@ from typing import Any
 import requests
 from dagster_airlift.core import AirflowAuthBackend, AirflowInstance
 from dagster_airlift.core.filter import AirflowFilter
+from dagster_airlift.core.runtime_representations import DagRun
 from dagster_airlift.core.serialization.serialized_data import (
     DagInfo,
     Dataset,
@@ -80,8 +81,9 @@ class AirflowJwtAuthBackend(AirflowAuthBackend):
             )
         if response.status_code not in (200, 201):
             raise explain(response, url=self._url, what=" to POST /auth/token")
-        self._token = response.json()["access_token"]
-        self._expires = _jwt_expiry(self._token)
+        token = str(response.json()["access_token"])
+        self._token = token
+        self._expires = _jwt_expiry(token)
 
     def get_session(self) -> requests.Session:
         with self._lock:
@@ -159,8 +161,25 @@ class Airflow3Instance(AirflowInstance):
         _with_logical_date(run.metadata)
         return run
 
-    def get_dag_runs_batch(self, dag_ids: Sequence[str], **kwargs: Any):
-        runs, total = super().get_dag_runs_batch(dag_ids, **kwargs)
+    def get_dag_runs_batch(
+        self,
+        dag_ids: Sequence[str],
+        end_date_gte: datetime.datetime | None = None,
+        end_date_lte: datetime.datetime | None = None,
+        start_date_gte: datetime.datetime | None = None,
+        start_date_lte: datetime.datetime | None = None,
+        offset: int = 0,
+        states: Sequence[str] | None = None,
+    ) -> tuple[list[DagRun], int]:
+        runs, total = super().get_dag_runs_batch(
+            dag_ids,
+            end_date_gte=end_date_gte,
+            end_date_lte=end_date_lte,
+            start_date_gte=start_date_gte,
+            start_date_lte=start_date_lte,
+            offset=offset,
+            states=states,
+        )
         for run in runs:
             _with_logical_date(run.metadata)
         return runs, total
