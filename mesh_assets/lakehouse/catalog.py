@@ -19,6 +19,7 @@ from mesh_assets.settings import MeshSettings, Profile
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from pyiceberg.catalog import Catalog
     from pyiceberg.catalog.sql import SqlCatalog
 
 
@@ -43,7 +44,7 @@ def load_catalog(settings: MeshSettings) -> SqlCatalog:
         return _catalog(settings.catalog_name, tuple(sorted(settings.catalog_properties().items())))
 
 
-def ensure_namespace(catalog: SqlCatalog, namespace: str) -> None:
+def ensure_namespace(catalog: Catalog, namespace: str) -> None:
     from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
     with contextlib.suppress(NamespaceAlreadyExistsError):  # a concurrent run created it first

@@ -34,7 +34,9 @@ from pyiceberg.expressions import (
     In,
     LessThan,
     Or,
+    Reference,
 )
+from pyiceberg.expressions.literals import literal
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform, MonthTransform, Transform
@@ -157,7 +159,7 @@ def partition_properties(dims: Sequence[Dimension]) -> dict[str, str]:
     return {f"{PARTITION_PROPERTY_PREFIX}{d.name or '_'}": d.column for d in dims}
 
 
-def _time_literal(value: datetime, column_type: object) -> object:
+def _time_literal(value: datetime, column_type: object) -> int:
     if isinstance(column_type, DateType):
         return (value.date() - date(1970, 1, 1)).days
     return int(value.timestamp() * 1_000_000)
@@ -167,13 +169,13 @@ def _dimension_filter(dim: Dimension, values: Sequence[str], schema: Schema) -> 
     if not dim.is_time:
         unique = sorted(set(values))
         if len(unique) == 1:
-            return EqualTo(term=dim.column, value=unique[0])
-        return In(term=dim.column, values=unique)
+            return EqualTo(term=Reference(dim.column), value=literal(unique[0]))
+        return In(term=Reference(dim.column), values={literal(v) for v in unique})
     column_type = schema.find_field(dim.column).field_type
     ranges = [
         And(
-            GreaterThanOrEqual(term=dim.column, value=_time_literal(start, column_type)),
-            LessThan(term=dim.column, value=_time_literal(end, column_type)),
+            GreaterThanOrEqual(term=Reference(dim.column), value=literal(_time_literal(start, column_type))),
+            LessThan(term=Reference(dim.column), value=literal(_time_literal(end, column_type))),
         )
         for start, end in dim.time_ranges(values)
     ]

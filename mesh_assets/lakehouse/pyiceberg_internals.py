@@ -16,7 +16,7 @@ import inspect
 import itertools
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 # _dataframe_to_data_files: pyiceberg's only way to turn Arrow into Iceberg data files laid out
 # by the table's partition spec and properties *without committing them*. The public writers
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import CommitTableResponse, Table, Transaction
     from pyiceberg.table.metadata import TableMetadata
     from pyiceberg.table.update import TableRequirement, TableUpdate
+    from sqlalchemy import CursorResult
 
 
 def dataframe_to_data_files(
@@ -159,14 +160,15 @@ def sql_commit(
             )
             .values(metadata_location=location, previous_metadata_location=base_location)
         )
-        if swapped.rowcount < 1:
+        # an UPDATE's result is a CursorResult, whose rowcount is the compare-and-swap's verdict
+        if cast("CursorResult[Any]", swapped).rowcount < 1:
             session.rollback()
             # left behind, the file is unreferenced: orphan-file cleanup would remove it
             with contextlib.suppress(Exception):
                 io.delete(location)
             return catalog.commit_table(table, requirements, updates)
         session.commit()
-    return CommitTableResponse(metadata=metadata, metadata_location=location)
+    return CommitTableResponse.model_validate({"metadata": metadata, "metadata-location": location})
 
 
 def commit_response(table: Table, response: CommitTableResponse) -> None:

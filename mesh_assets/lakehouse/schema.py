@@ -79,6 +79,7 @@ def to_arrow(obj: object) -> pa.Table:
     import pandas as pd
     import pyarrow as pa
 
+    table: pa.Table
     if isinstance(obj, pd.DataFrame):
         try:
             table = pa.Table.from_pandas(obj, preserve_index=False)
@@ -141,7 +142,12 @@ def arrow_to_iceberg_schema(schema: pa.Schema) -> Schema:
     from pyiceberg.io.pyarrow import pyarrow_to_schema
     from pyiceberg.table.name_mapping import MappedField, NameMapping
 
-    mapping = NameMapping([MappedField(field_id=i, names=[f.name]) for i, f in enumerate(schema, start=1)])
+    mapping = NameMapping(
+        [
+            MappedField.model_validate({"field-id": i, "names": [f.name]})
+            for i, f in enumerate(schema, start=1)
+        ]
+    )
     return pyarrow_to_schema(schema, name_mapping=mapping)
 
 

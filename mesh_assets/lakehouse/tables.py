@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
@@ -151,10 +151,11 @@ class IcebergTables:
             if dims:
                 properties.update(parts.partition_properties(dims))
             try:
-                kwargs = {"partition_spec": spec} if spec is not None else {}
-                return self.catalog.create_table(
-                    ref.identifier, schema=iceberg_schema, properties=properties, **kwargs
-                )
+                if spec is not None:
+                    return self.catalog.create_table(
+                        ref.identifier, schema=iceberg_schema, properties=properties, partition_spec=spec
+                    )
+                return self.catalog.create_table(ref.identifier, schema=iceberg_schema, properties=properties)
             except TableAlreadyExistsError:  # a concurrent run created it first
                 table = self.load(ref)
         self._check_spec(ref, table, dims)
@@ -195,15 +196,17 @@ class IcebergTables:
             raise ValueError(f"write mode must be 'overwrite' or 'append', not {mode!r}")
         if dims and not partition_keys:
             raise parts.PartitionError(f"{ref.identifier} is partitioned: a write needs the partition key(s)")
-        streaming = isinstance(data, pa.RecordBatchReader)
-        if streaming:
-            schema = normalise_arrow_schema(data.schema)
-            source: pa.Table | _CountingReader = _CountingReader(data, schema)
+        source: pa.Table | _CountingReader
+        if isinstance(data, pa.RecordBatchReader):
+            # pyarrow's stubs do not let isinstance narrow to RecordBatchReader: say what it is
+            reader = cast(pa.RecordBatchReader, data)
+            schema = normalise_arrow_schema(reader.schema)
+            source = _CountingReader(reader, schema)
         else:
-            source = to_arrow(data)
-            schema = source.schema
+            arrow = to_arrow(data)
+            source, schema = arrow, arrow.schema
             if dims:
-                parts.check_rows_in_partitions(dims, partition_keys, source)  # type: ignore[arg-type]
+                parts.check_rows_in_partitions(dims, partition_keys or (), arrow)
 
         if contract_columns is not None:
             types = {f.name: str(f.field_type) for f in arrow_to_iceberg_schema(schema).fields}
@@ -219,7 +222,7 @@ class IcebergTables:
             except CommitFailedException:
                 # pyiceberg's own retries are exhausted or the schema moved under us: re-plan from
                 # scratch when the input can be replayed; a drained stream cannot.
-                if streaming or attempt == REPLAN_ATTEMPTS:
+                if isinstance(source, _CountingReader) or attempt == REPLAN_ATTEMPTS:
                     self._drop_branch(ref, branch, created_branch)
                     raise
                 time.sleep(0.2 * attempt)
@@ -300,10 +303,11 @@ class IcebergTables:
             with contextlib.suppress(CommitFailedException):  # a concurrent run made the genesis snapshot
                 table.append(empty, snapshot_properties={"mesh.genesis": "true"})
             table = table.refresh()
+        current = table.current_snapshot()
+        if current is None:
+            raise RuntimeError(f"{table.name()} has no snapshot to branch {branch} from")
         with contextlib.suppress(CommitFailedException):
-            MeshTable.of(table).manage_snapshots().create_branch(
-                table.current_snapshot().snapshot_id, branch
-            ).commit()
+            MeshTable.of(table).manage_snapshots().create_branch(current.snapshot_id, branch).commit()
         return table.refresh()
 
     def publish(self, ref: TableRef, branch: str, properties: Mapping[str, str] | None = None) -> Snapshot:
@@ -351,7 +355,7 @@ class IcebergTables:
         metadata = tx.table_metadata
         iceberg_schema = metadata.schema()
         io = table.io
-        if isinstance(source, pa.Table):
+        if not isinstance(source, _CountingReader):
             if source.num_rows:  # an empty output has no data files (pyiceberg divides by its size)
                 yield from internals.dataframe_to_data_files(
                     metadata, conform(source, iceberg_schema), io, write_uuid
