@@ -35,9 +35,13 @@ TOKEN = _jwt("mesh-export-bot")
 _REAL = (os.environ.get("MESH_OPENMETADATA_URL"), os.environ.get("MESH_OPENMETADATA_TOKEN"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lineage_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A private MESH_HOME (local profile) for the session, and the test token as the settings secret."""
+    """A private MESH_HOME (local profile) for a module, and the test token as the settings secret.
+
+    Module-scoped so the environment is restored when the module ends: a session-long MESH_HOME
+    leaked into every later test (the lake restart test then drove another checkout's PostgreSQL).
+    """
     home = tmp_path_factory.mktemp("lineage") / "mesh"
     env = {"MESH_HOME": str(home), "MESH_PROFILE": "local", "MESH_OPENMETADATA_TOKEN": TOKEN}
     with pytest.MonkeyPatch.context() as mp:
@@ -48,14 +52,14 @@ def lineage_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         yield env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def settings(lineage_env: dict[str, str]):
     from mesh_assets.settings import MeshSettings
 
     return MeshSettings.from_env("local")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def location_definitions(settings):
     """Every code location of workspace.yaml, loaded in-process once."""
     from mesh_assets.lineage.model import load_location_definitions, workspace_locations
@@ -67,7 +71,7 @@ def location_definitions(settings):
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sample_model(settings, location_definitions):
     """The sample mesh without instance state (deterministic: no runs, no check results)."""
     from mesh_assets.lineage.model import build_model
