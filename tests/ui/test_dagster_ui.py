@@ -80,6 +80,7 @@ def materialize_in_ui(page: Page, svc, key: tuple[str, ...], shots, name: str) -
     button.click()
     toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}"))
     expect(toast).to_be_visible(timeout=UI_TIMEOUT)
+    launched = toast.inner_text().split()[-1]  # read before leaving the page: the toast goes with it
     shots.take(page, f"{name}-launched")
     # follow the toast's "View" link (a second toast may lie over it while it animates: go to its href)
     href = page.get_by_role("link", name="View", exact=True).get_attribute("href", timeout=UI_TIMEOUT)
@@ -87,7 +88,7 @@ def materialize_in_ui(page: Page, svc, key: tuple[str, ...], shots, name: str) -
     page.goto(svc.url + href)
     page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
     run_id = re.search(r"/runs/([0-9a-f-]{36})", page.url).group(1)
-    assert run_id.startswith(toast.inner_text().split()[-1])
+    assert run_id.startswith(launched)
     run = svc.client.wait_for_run(run_id, timeout=RUN_TIMEOUT)
     assert run["status"] == "SUCCESS", f"run {run_id}: {run['status']}\n{run_errors(svc, run_id)}"
     assert run["assetSelection"] == [list(key)]
