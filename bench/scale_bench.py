@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.load_bench import linear_fit  # one least-squares fit for every bench
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -397,20 +399,6 @@ def measure_size(n: int, m: int, workdir: Path) -> dict[str, Any]:
 
 
 # ==== fitting and the report =====================================================================
-
-
-def linear_fit(points: list[tuple[float, float]]) -> dict[str, float | None]:
-    """Least squares y = a + b x, with R²."""
-    if len(points) < 2:
-        return {"intercept": None, "slope": None, "r2": None}
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
-    intercept = my - slope * mx
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - intercept - slope * x) ** 2 for x, y in points)
-    return {"intercept": intercept, "slope": slope, "r2": 1 - ss_res / ss_tot if ss_tot else None}
 
 
 def _metric(result: dict[str, Any], path: str) -> float | None:
