@@ -13,10 +13,7 @@ Two layers:
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -236,40 +233,23 @@ class PublishedTable:
     frame: pd.DataFrame
 
 
-def _mesh_cli() -> list[str]:
-    for candidate in (Path(sys.executable).with_name("mesh"), REPO_ROOT / ".venv" / "bin" / "mesh"):
-        if candidate.exists():
-            return [str(candidate)]
-    return [sys.executable, "-c", "from mesh_assets.cli.main import main; main()"]
-
-
 @pytest.fixture(scope="module")
-def published(tmp_path_factory) -> dict[str, PublishedTable]:
-    """Every product's table after `mesh demo` into a fresh local-profile MESH_HOME.
+def published(demo) -> dict[str, PublishedTable]:
+    """Every product's table after the session's `mesh demo` (a fresh local-profile MESH_HOME).
 
     The platform already gates publication on these contracts (blocking GX checks), so a contract the
     data breaks fails the demo here; the tests below then say which rule, column and values.
     """
-    home = tmp_path_factory.mktemp("contracts-mesh")
-    env = {**os.environ, "MESH_HOME": str(home), "MESH_PROFILE": "local", "TQDM_DISABLE": "1"}
-    env.pop("DAGSTER_HOME", None)
-    run = subprocess.run(
-        [*_mesh_cli(), "demo"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=840
-    )
-    assert run.returncode == 0, f"mesh demo failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MESH_HOME", str(home))
-        mp.setenv("MESH_PROFILE", "local")
-        catalog = load_catalog(MeshSettings.from_env("local"))
-        tables = {}
-        for domain, product in CASES:
-            table = catalog.load_table(f"{domain}.{product}")
-            schema = table.schema()
-            tables[f"{domain}.{product}"] = PublishedTable(
-                columns=[(f.name, str(f.field_type)) for f in schema.fields],
-                partition_columns=[schema.find_field(f.source_id).name for f in table.spec().fields],
-                frame=table.scan().to_pandas(),
-            )
+    catalog = load_catalog(MeshSettings.from_env("local").replace(home=demo.home))
+    tables = {}
+    for domain, product in CASES:
+        table = catalog.load_table(f"{domain}.{product}")
+        schema = table.schema()
+        tables[f"{domain}.{product}"] = PublishedTable(
+            columns=[(f.name, str(f.field_type)) for f in schema.fields],
+            partition_columns=[schema.find_field(f.source_id).name for f in table.spec().fields],
+            frame=table.scan().to_pandas(),
+        )
     return tables
 
 

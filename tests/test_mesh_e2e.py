@@ -2,7 +2,6 @@
 every domain through a persistent Dagster instance in dependency order, then check what landed."""
 
 import re
-import subprocess
 
 import dagster as dg
 import pandas as pd
@@ -27,18 +26,18 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory) -> MeshSettings:
-    return MeshSettings.from_env("local").replace(home=tmp_path_factory.mktemp("mesh"))
+def settings(demo) -> MeshSettings:
+    """The local profile of the session's `mesh demo` run (the whole mesh, materialized once)."""
+    return MeshSettings.from_env("local").replace(home=demo.home)
 
 
 @pytest.fixture(scope="module")
 def materialized(settings):
-    """The whole mesh materialized once into a fresh local profile, as `mesh demo` does."""
+    """The services a user opens after `mesh demo` (`mesh ui` without the daemon) on what it published."""
     with DagsterServices(settings, daemon=False, webserver_port=0) as svc:
         nodes = runner.asset_nodes(svc.client)
-        runs = runner.materialize_all(svc.client, nodes=nodes)
         with svc.open_instance() as instance:
-            yield instance, svc, nodes, runs
+            yield instance, svc, nodes
 
 
 def key(node: runner.AssetNode) -> dg.AssetKey:
@@ -46,7 +45,7 @@ def key(node: runner.AssetNode) -> dg.AssetKey:
 
 
 def test_each_domain_is_its_own_code_location(materialized):
-    _, svc, nodes, _ = materialized
+    _, svc, nodes = materialized
     # every domain its own location, beside the platform's own (the catalog export)
     assert svc.location_names == [*DOMAINS, "mesh_lineage"]
     assert set(svc.client.locations()) == {*DOMAINS, "mesh_lineage"}
@@ -71,7 +70,7 @@ def test_each_domain_is_its_own_code_location(materialized):
 
 
 def test_lineage_crosses_code_locations_and_sets_the_order(materialized):
-    _, _, nodes, _ = materialized
+    _, _, nodes = materialized
     deps = {n.name: {"/".join(d) for d in n.deps} for n in nodes}
     assert deps["companies/company_master"] == {"benchmarks/country_regions"}
     assert {
@@ -91,20 +90,25 @@ def test_lineage_crosses_code_locations_and_sets_the_order(materialized):
 
 
 def test_every_run_succeeded_and_is_recorded_against_its_code_location(materialized):
-    instance, _, _, runs = materialized
-    assert runs and all(r.succeeded for r in runs)
-    for launched in runs:
-        run = instance.get_run_by_id(launched.run_id)
-        assert run.remote_job_origin.location_name == launched.location
-    partitioned = [r for r in runs if r.partition_range]
-    assert sorted(list(r.assets[0]) for r in partitioned) == [
+    instance, _, _ = materialized
+    runs = instance.get_runs()
+    assert len(runs) == 6 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    # one run per domain, and one more for each partitioned product (its whole partition range)
+    assert sorted(r.remote_job_origin.location_name for r in runs) == sorted(
+        [*DOMAINS, "benchmarks", "emissions"]
+    )
+    partitioned = [r for r in runs if "dagster/asset_partition_range_start" in r.tags]
+    assert sorted(list(k.path) for r in partitioned for k in r.asset_selection or ()) == [
         ["benchmarks", "intensity_pathways"],
         ["emissions", "sector_emissions_yearly"],
     ]
+    for run in partitioned:
+        location = run.remote_job_origin.location_name
+        assert all(k.path[0] == location for k in run.asset_selection or ()), run.run_id
 
 
 def test_every_table_matches_its_latest_materialization(materialized, settings):
-    instance, _, nodes, _ = materialized
+    instance, _, nodes = materialized
     catalog = load_catalog(settings)
     for node in nodes:
         event = instance.get_latest_materialization_event(key(node))
@@ -128,7 +132,7 @@ def test_portfolio_score_is_published(materialized, settings):
 
 
 def test_dbt_models_pass_their_tests_and_contract_before_they_are_published(materialized, settings):
-    instance, _, _, _ = materialized
+    instance, _, _ = materialized
     for model in DBT_MODELS:
         table = load_catalog(settings).load_table(".".join(model.path))
         assert table.current_snapshot().summary["mesh.dbt.model"] == f"model.{model.path[0]}.{model.path[1]}"
@@ -165,18 +169,8 @@ def test_dbt_portfolio_score_equals_the_python_reference(materialized, settings)
     pd.testing.assert_frame_equal(actual, expected, check_dtype=False, rtol=1e-9)
 
 
-def test_mesh_demo_command_prints_tables_and_score(tmp_path):
-    env = {"MESH_HOME": str(tmp_path / "demo"), "MESH_PROFILE": "local", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "mesh"), "demo"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+def test_mesh_demo_command_prints_tables_and_score(demo):
+    out = demo.stdout
     assert "order: benchmarks  ->  companies  ->  emissions  ->  portfolio_alignment" in out
     for table in [
         "benchmarks.intensity_pathways",
@@ -192,10 +186,9 @@ def test_mesh_demo_command_prints_tables_and_score(tmp_path):
         assert re.search(rf"\b{method}\s+[0-9]\.[0-9]{{2}} / [01]\.[0-9]{{2}}\b", out), (method, out[-2500:])
     # one screen: a line per run, the tables and the headline; no dbt or service log lines
     assert len(out.splitlines()) < 40, out
-    assert "keyring" not in result.stderr + out and "\x1b[" not in out
-    # The runs are in the persistent instance the UI reads.
-    settings = MeshSettings.from_env("local").replace(home=tmp_path / "demo")
-    with open_instance(settings) as instance:
+    assert "keyring" not in demo.stderr + out and "\x1b[" not in out
+    # the runs are in the persistent instance the UI reads
+    with open_instance(MeshSettings.from_env("local").replace(home=demo.home)) as instance:
         runs = instance.get_runs()
         assert len(runs) == 6 and all(r.status.value == "SUCCESS" for r in runs)
         assert {r.remote_job_origin.location_name for r in runs} == set(DOMAINS)

@@ -14,7 +14,9 @@ def defs() -> dg.Definitions:
     from mesh_assets.settings import get_settings  # a code location's load is an edge
 
     settings = get_settings()
-    exported = lineage_definitions(settings, url=settings.openmetadata_url)
+    exported = lineage_definitions(
+        settings, url=settings.openmetadata_url, interval=settings.trigger_interval
+    )
     if settings.openmetadata_url:
         return exported
     return dg.Definitions(jobs=list(exported.jobs or []))

@@ -2,7 +2,6 @@
 runs stored in PostgreSQL, every table queried by Trino, and the same numbers as the embedded run."""
 
 import math
-import subprocess
 
 import dagster as dg
 import pandas as pd
@@ -14,7 +13,7 @@ from mesh_assets.lakehouse.maintenance import maintenance_job
 from mesh_assets.lakehouse.trino import TrinoResource
 from mesh_assets.orchestration import runner
 from mesh_assets.orchestration.services import DagsterServices
-from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, get_settings
+from mesh_assets.settings import MeshSettings, Profile, get_settings
 
 pytestmark = [pytest.mark.lake, pytest.mark.slow]
 
@@ -59,30 +58,13 @@ def test_trino_reads_every_table_with_the_published_row_counts(lake_mesh, trino_
 
 
 @pytest.fixture(scope="module")
-def local_mesh_home(tmp_path_factory):
-    """The same mesh run by `mesh demo` on the embedded default, for comparisons."""
-    local_home = tmp_path_factory.mktemp("local")
-    env = {"MESH_HOME": str(local_home), "MESH_PROFILE": "local", "PATH": "/usr/bin:/bin"}
-    demo = subprocess.run(
-        [str(REPO_ROOT / ".venv/bin/mesh"), "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    return local_home
+def local_catalog(demo):
+    """The catalog of the same mesh run by `mesh demo` on the embedded default (the session's run)."""
+    return load_catalog(MeshSettings.from_env(Profile.LOCAL).replace(home=demo.home))
 
 
-def test_trino_portfolio_numbers_equal_the_embedded_run(lake_mesh, trino_sql, local_mesh_home):
-    local_home = local_mesh_home
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MESH_HOME", str(local_home))
-    try:
-        local = load_catalog(MeshSettings.from_env(Profile.LOCAL)).load_table(SCORE).scan().to_pandas()
-    finally:
-        mp.undo()
+def test_trino_portfolio_numbers_equal_the_embedded_run(lake_mesh, trino_sql, local_catalog):
+    local = local_catalog.load_table(SCORE).scan().to_pandas()
     lake = trino_sql(
         f"SELECT scope, method, temperature_score_c, coverage_value_share, n_holdings FROM {SCORE}"
     )
@@ -106,26 +88,20 @@ DBT_TABLES = {
 }
 
 
-def test_dbt_models_give_the_same_tables_on_trino_and_on_duckdb(lake_mesh, local_mesh_home):
+def test_dbt_models_give_the_same_tables_on_trino_and_on_duckdb(lake_mesh, local_catalog):
     """The same dbt models, run by dbt-trino in `lake` and by dbt-duckdb in `local`, publish equal tables."""
     lake_catalog = load_catalog(get_settings("lake"))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MESH_HOME", str(local_mesh_home))
-    try:
-        local_catalog = load_catalog(MeshSettings.from_env(Profile.LOCAL))
-        for name, keys in DBT_TABLES.items():
-            lake = lake_catalog.load_table(name)
-            assert lake.current_snapshot().summary["mesh.dbt.model"].startswith("model."), name
-            lake_rows = lake.scan().to_pandas().sort_values(keys).reset_index(drop=True)
-            local_rows = (
-                local_catalog.load_table(name).scan().to_pandas().sort_values(keys).reset_index(drop=True)
-            )
-            assert len(lake_rows) == len(local_rows) > 0, name
-            pd.testing.assert_frame_equal(
-                lake_rows[list(local_rows.columns)], local_rows, check_dtype=False, rtol=1e-9, obj=name
-            )
-    finally:
-        mp.undo()
+    for name, keys in DBT_TABLES.items():
+        lake = lake_catalog.load_table(name)
+        assert lake.current_snapshot().summary["mesh.dbt.model"].startswith("model."), name
+        lake_rows = lake.scan().to_pandas().sort_values(keys).reset_index(drop=True)
+        local_rows = (
+            local_catalog.load_table(name).scan().to_pandas().sort_values(keys).reset_index(drop=True)
+        )
+        assert len(lake_rows) == len(local_rows) > 0, name
+        pd.testing.assert_frame_equal(
+            lake_rows[list(local_rows.columns)], local_rows, check_dtype=False, rtol=1e-9, obj=name
+        )
 
 
 def test_an_asset_can_push_sql_down_to_trino(lake_mesh, trino_sql):

@@ -6,8 +6,6 @@ The sample mesh's tables come from the contracts (the definitions' column schema
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -18,19 +16,9 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # om_server, a helper module of these tests
 
-from om_server import LoopbackOpenMetadata  # noqa: E402
+from om_server import LoopbackOpenMetadata, jwt_token  # noqa: E402
 
-
-def _jwt(subject: str) -> str:
-    """An unsigned JWT-shaped token (the SDK decodes the subject for its log line)."""
-
-    def part(data: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': subject})}.c2lnbmF0dXJl"
-
-
-TOKEN = _jwt("mesh-export-bot")
+TOKEN = jwt_token("mesh-export-bot")
 # the opt-in real server, captured before the session replaces the token with the loopback one
 _REAL = (os.environ.get("MESH_OPENMETADATA_URL"), os.environ.get("MESH_OPENMETADATA_TOKEN"))
 

@@ -12,6 +12,7 @@ required. Every request is recorded (method, path, body) for the golden log.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import threading
@@ -20,6 +21,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+
+def jwt_token(subject: str) -> str:
+    """An unsigned JWT-shaped token (the SDK decodes the subject for its log line)."""
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': subject})}.c2lnbmF0dXJl"
+
 
 NAMESPACE = uuid.UUID("6f1c0d2e-9a43-4d1b-8d0a-2f1e5c7b9a10")
 API = "/api/v1"
