@@ -131,7 +131,18 @@ def _assets_module(domain: str, spec: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _contract(domain: str, product: str) -> str:
+def _readers(plan: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
+    """The domains that read each product: its contract lists them (access follows the contracts)."""
+    readers: dict[tuple[str, str], set[str]] = {}
+    for domain, spec in plan.items():
+        for a in spec["assets"]:
+            for other, product in a["cross"]:
+                readers.setdefault((other, product), set()).add(domain)
+    return {key: sorted(names) for key, names in readers.items()}
+
+
+def _contract(domain: str, product: str, readers: list[str]) -> str:
+    roles = "".join(f"\n  - role: domain:{r}\n    access: read" for r in readers)
     return textwrap.dedent(
         f"""\
         apiVersion: v3.1.0
@@ -150,8 +161,8 @@ def _contract(domain: str, product: str) -> str:
             - username: {domain}-owners@mesh.example
               role: owner
         roles:
-          - role: mesh-domains
-            access: read
+          - role: climate-analysts
+            access: read{{roles}}
         slaProperties:
           - property: latency
             value: 24
@@ -182,12 +193,13 @@ def _contract(domain: str, product: str) -> str:
                 physicalType: long
                 logicalType: integer
         """
-    )
+    ).replace("{roles}", roles)
 
 
 def generate(root: Path, n: int, m: int, seed: int = SEED) -> dict[str, Any]:
     """Write the mesh under ``root``: package ``meshgen`` (one subpackage per domain) + workspace.yaml."""
     plan = plan_mesh(n, m, seed)
+    readers = _readers(plan)
     package = root / "meshgen"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text('"""A synthetic mesh (bench/scale_bench.py)."""\n')
@@ -207,7 +219,8 @@ def generate(root: Path, n: int, m: int, seed: int = SEED) -> dict[str, Any]:
             f"    return build_domain_definitions({domain!r}, assets)\n"
         )
         for product in spec["products"]:
-            (folder / "contracts" / f"{product}.odcs.yaml").write_text(_contract(domain, product))
+            text = _contract(domain, product, readers.get((domain, product), []))
+            (folder / "contracts" / f"{product}.odcs.yaml").write_text(text)
         workspace += [
             "  - python_module:",
             f"      module_name: meshgen.{domain}.definitions",

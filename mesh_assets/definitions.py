@@ -23,6 +23,7 @@ from typing import Any
 
 import dagster as dg
 
+from mesh_assets.contracts.access import contract_path, encode_grants, read_grants
 from mesh_assets.contracts.checks import contract_check
 from mesh_assets.contracts.model import ProductContract, domain_contracts
 from mesh_assets.dbt import dbt_project_assets, domain_project_dir
@@ -99,16 +100,32 @@ def _governed(spec: dg.AssetSpec, domain: str, contract: ProductContract | None)
     return spec
 
 
-def resources_for(settings: MeshSettings) -> dict[str, Any]:
+def _read_grants(domain: str, modules: Sequence[ModuleType], consumed: Sequence[dg.AssetKey]) -> str:
+    """What the contracts of the products ``domain`` consumes let it read (JSON, for the IO manager).
+
+    Domains sit side by side (``domains/<name>/contracts/<product>.odcs.yaml``): the contract of a
+    consumed product is found beside this domain's folder, read as plain YAML (cheap at load).
+    """
+    if not modules or not consumed:
+        return ""
+    siblings = Path(str(modules[0].__file__)).parent.parent
+    paths = [
+        contract_path(siblings / k.path[0] / "contracts", k.path[-1]) for k in consumed if len(k.path) == 2
+    ]
+    return encode_grants(read_grants(domain, paths))
+
+
+def resources_for(settings: MeshSettings, domain: str = "", read_grants: str = "") -> dict[str, Any]:
     """Resources by key for ``settings``: what a code location (or a test's ``dg.materialize``) binds.
 
     ``mesh`` carries the settings; the IO manager and Trino hold the same resource, so every part
-    of a run sees one frozen settings object.
+    of a run sees one frozen settings object. A domain's location passes its name and the grants
+    its consumed products' contracts give it: the IO manager checks them before every read/write.
     """
     mesh = MeshResource.of(settings)
     return {
         "mesh": mesh,
-        "io_manager": IcebergIOManager(mesh=mesh),
+        "io_manager": IcebergIOManager(mesh=mesh, domain=domain, read_grants=read_grants),
         "raw": RawInputs(root=str(settings.raw_dir)),
         "trino": TrinoResource(mesh=mesh),
     }
@@ -155,6 +172,7 @@ def build_domain_definitions(
     # and the workspace joins them to their producer, so lineage crosses code locations.
     graph = DomainGraph.of(assets)
     external = [dg.AssetSpec(key) for key in graph.consumed()]
+    grants = _read_grants(domain, modules, graph.consumed())
     maintenance = maintenance_job(domain)
     return dg.Definitions(
         assets=[*assets, *external],
@@ -165,7 +183,7 @@ def build_domain_definitions(
         jobs=[*jobs, maintenance],
         schedules=[*schedules, maintenance_schedule(maintenance)],
         sensors=[*sensors, *domain_sensors(domain, graph, settings.trigger_interval)],
-        resources=resources_for(settings),
+        resources=resources_for(settings, domain, grants),
         # Steps run inside the run's process: a domain's steps are small, and starting a Python
         # process per step (the multiprocess default) costs more than the step on a small machine.
         executor=dg.in_process_executor,

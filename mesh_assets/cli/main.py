@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -76,38 +77,51 @@ def ui(profile: str | None, port: int | None) -> None:
 
 @main.group()
 def infra() -> None:
-    """The local lake stack (Ceph RADOS Gateway, PostgreSQL, Trino) on loopback."""
+    """Local services: the lake stack (Ceph RADOS Gateway, PostgreSQL, Trino) or a legacy Airflow."""
 
 
-def _stack(action: str) -> int:
-    settings = _settings("lake")
-    if action == "up":
-        settings.ensure_secrets()
-    env = settings.process_env()
-    script = REPO_ROOT / "deploy" / "local" / "stack.sh"
+# what `mesh infra` starts: the scripts under deploy/local/ (idempotent; ports from the settings)
+INFRA = {"lake": "stack.sh", "airflow": "airflow.sh"}
+SERVICE = click.argument("service", type=click.Choice(sorted(INFRA)), default="lake")
+
+
+def _infra(action: str, service: str) -> int:
+    # the lake stack serves the lake profile; Airflow serves whichever profile is current
+    settings = _settings("lake" if service == "lake" else None)
+    if action == "up" and service == "lake":
+        settings.ensure_secrets()  # Airflow's script generates its own credentials on first start
+    script = REPO_ROOT / "deploy" / "local" / INFRA[service]
     started = time.monotonic()
-    code = subprocess.call(["bash", str(script), action], env=env)
+    code = subprocess.call(["bash", str(script), action], env=settings.process_env())
     if action == "up" and code == 0:
-        click.echo(f"lake stack ready in {time.monotonic() - started:.0f}s")
+        click.echo(f"{service} ready in {time.monotonic() - started:.0f}s")
     return code
 
 
 @infra.command("up")
-def infra_up() -> None:
-    """Install what is missing, start the services and wait until they are usable."""
-    sys.exit(_stack("up"))
+@SERVICE
+def infra_up(service: str) -> None:
+    """Install what is missing, start SERVICE (default lake) and wait until it is usable.
+
+    \b
+    lake     Ceph RADOS Gateway, PostgreSQL and Trino on loopback
+    airflow  Airflow 2.11 (MESH_AIRFLOW_VERSION=3.x for Airflow 3) in its own venv, DAGs from airflow/dags
+    """
+    sys.exit(_infra("up", service))
 
 
 @infra.command("down")
-def infra_down() -> None:
-    """Stop the services (data is kept)."""
-    sys.exit(_stack("down"))
+@SERVICE
+def infra_down(service: str) -> None:
+    """Stop SERVICE (default lake); data is kept."""
+    sys.exit(_infra("down", service))
 
 
 @infra.command("status")
-def infra_status() -> None:
-    """Show each service's state; exit non-zero unless all are healthy."""
-    sys.exit(_stack("status"))
+@SERVICE
+def infra_status(service: str) -> None:
+    """Show SERVICE's state (default lake); exit non-zero unless it is healthy."""
+    sys.exit(_infra("status", service))
 
 
 @main.command()
@@ -124,6 +138,48 @@ def validate(profile: str | None) -> None:
     products = {f.product for f in findings}
     click.echo(f"\n{len(products)} products checked, {len(errors)} error(s)")
     sys.exit(1 if errors else 0)
+
+
+@main.group()
+def access() -> None:
+    """Who may read and write each product, from the contracts (readers, withheld columns, row filters)."""
+
+
+@access.command("show")
+def access_show() -> None:
+    """Each product's readers as the contracts declare them, and what each may not see."""
+    from mesh_assets.contracts.access import workspace_policy
+
+    policy = workspace_policy(WORKSPACE)
+    for _, product in sorted(policy.products.items()):
+        click.echo(f"{product.name}  (owner domain:{product.owner}; {product.contract_label})")
+        for grant in product.grants:
+            limits = [f"withheld {list(grant.withheld)}"] if grant.withheld else []
+            limits += [f"rows where {grant.row_filter}"] if grant.row_filter else []
+            click.echo(f"    {grant.principal:<32} read{': ' + '; '.join(limits) if limits else ''}")
+
+
+@access.command("trino-rules")
+@PROFILE_OPTION
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE (default: stdout)."
+)
+def access_trino_rules(profile: str | None, out: Path | None) -> None:
+    """Trino's file-based access control rules (rules.json) generated from the contracts."""
+    import json
+
+    from mesh_assets.contracts.access import trino_rules, workspace_policy
+
+    settings = _settings(profile)
+    rules = trino_rules(workspace_policy(WORKSPACE), settings.trino_catalog, orchestrator=settings.trino_user)
+    text = json.dumps(rules, indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(out)  # Trino re-reads the file on its refresh period: never show it half-written
+    click.echo(f"wrote {out} ({len(rules['tables'])} table rules)")
 
 
 BENCHMARKS = {

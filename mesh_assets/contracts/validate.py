@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mesh_assets.contracts.access import AccessPolicyError, load_policy
 from mesh_assets.contracts.model import (
     CONTRACT_VERSION_PROPERTY,
     ContractError,
@@ -82,8 +83,21 @@ def _published_checks(contract: ProductContract, settings: MeshSettings, domain:
     return findings
 
 
+def _access_findings(folders: dict[str, Path], consumption: dict[str, set[tuple[str, str]]]) -> list[Finding]:
+    """Readers and columns the contracts name that do not exist; cross-domain reads no contract allows."""
+    try:
+        policy = load_policy(folders, consumption)
+    except (AccessPolicyError, OSError) as exc:
+        return [Finding("error", "governance", "access", str(exc))]
+    return [
+        Finding("error", product.split("/")[0], product, message) for product, message in policy.problems()
+    ]
+
+
 def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
     findings: list[Finding] = []
+    folders: dict[str, Path] = {}
+    consumption: dict[str, set[tuple[str, str]]] = {}
     for location in locations(workspace_file):
         domain, module_name = location.name, location.module_name
         try:
@@ -97,6 +111,14 @@ def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
             k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable and k.path[0] == domain
         }
         folder = Path(str(module.__file__)).parent / "contracts"
+        if folder.is_dir():
+            folders[domain] = folder
+            consumption[domain] = {
+                (parent.path[0], parent.path[-1])
+                for key in products
+                for parent in graph.get(key).parent_keys
+                if parent.path[0] != domain and len(parent.path) == 2
+            }
         contracts: dict[dg.AssetKey, ProductContract] = {}
         for path in sorted(folder.glob("*.odcs.yaml")):
             try:
@@ -132,4 +154,5 @@ def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
                 findings.append(
                     Finding("ok", domain, key.to_user_string(), f"contract v{contracts[key].version}")
                 )
+    findings.extend(_access_findings(folders, consumption))
     return findings

@@ -145,6 +145,11 @@ class IcebergIOManager(dg.ConfigurableIOManager):
     """Stores assets as Iceberg tables in the catalog of the ``mesh`` settings' profile."""
 
     mesh: MeshResource
+    # The domain whose code location binds this IO manager ("" outside a domain, e.g. a test's own
+    # materialize): it writes only its own namespace and reads other domains' products under
+    # ``read_grants`` (JSON from the contracts, see ``mesh_assets.contracts.access``).
+    domain: str = ""
+    read_grants: str = ""
 
     @classmethod
     def for_settings(cls, settings: MeshSettings) -> IcebergIOManager:
@@ -163,7 +168,9 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return  # the asset stored nothing (e.g. it only ran checks or wrote through Trino)
         from mesh_assets.lakehouse import partitions as parts
+        from mesh_assets.lakehouse.access import check_write
 
+        check_write(self.domain, context.asset_key.path)
         ref = table_ref(context.asset_key)
         definition = context.definition_metadata or {}
         dims, keys = None, None
@@ -201,6 +208,7 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         import pyarrow as pa
         from pyiceberg.exceptions import NoSuchTableError
 
+        from mesh_assets.lakehouse.access import check_read, parse_grants
         from mesh_assets.lakehouse.tables import IcebergTables
 
         try:
@@ -213,6 +221,18 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         snapshot = IcebergTables.resolve_snapshot(table, **self._pin(context, ref))
         row_filter = self._partition_filter(context, table)
         columns = (context.definition_metadata or {}).get("columns")
+        grant = check_read(
+            self.domain,
+            parse_grants(self.read_grants),
+            context.asset_key.path,
+            columns,
+            [f.name for f in table.schema().fields],
+        )
+        if grant is not None and grant.row_filter:
+            from pyiceberg.expressions import And, parser
+
+            granted = parser.parse(grant.row_filter)  # the rows the contract lets this domain see
+            row_filter = granted if row_filter is None else And(row_filter, granted)
         scan = IcebergTables.scan(table, row_filter=row_filter, snapshot=snapshot, columns=columns)
 
         wanted = context.dagster_type.typing_type if context.dagster_type else None

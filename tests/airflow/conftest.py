@@ -120,6 +120,16 @@ def _script(args: list[str], env: dict[str, str], timeout: float) -> subprocess.
     )
 
 
+def _mesh(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "mesh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def _rss_mb(env: dict[str, str]) -> str:
     status = _script(["status"], env, 60).stdout
     return status.rsplit("(", 1)[-1].split(" MB")[0] if "MB" in status else "?"
@@ -164,7 +174,8 @@ def bridge(request):
     install = _script(["install"], script_env, 1800)
     measured["install_s"] = round(time.monotonic() - started, 1)
     measured["install_cached"] = "installing" not in install.stderr
-    up = install if install.returncode else _script(["up"], script_env, 900)
+    # started the way a user starts it (the same script behind the platform's command)
+    up = install if install.returncode else _mesh(["infra", "up", "airflow"], script_env, 900)
     measured["start_s"] = round(time.monotonic() - started - measured["install_s"], 1)
     if up.returncode:
         _script(["down"], script_env, 120)
@@ -207,7 +218,7 @@ def bridge(request):
             b.record(**measured)
             yield b
     finally:
-        down = _script(["down"], script_env, 300)
+        down = _mesh(["infra", "down", "airflow"], script_env, 300)
         assert down.returncode == 0, down.stderr[-2000:]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -68,3 +69,26 @@ def test_a_missing_password_says_where_to_put_it(tmp_path):
         AirflowConnection.from_settings(settings)
     assert "MESH_AIRFLOW_PASSWORD" in str(missing.value)
     assert "airflow.sh up" in str(missing.value)
+
+
+@pytest.mark.parametrize("version", ["2.11.2", "3.3.2"])
+def test_mesh_infra_status_says_airflow_is_down_and_fails(tmp_path, version):
+    """`mesh infra status airflow` tells a user their Airflow is not running (and starts nothing)."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "MESH_HOME": str(tmp_path / "mesh"),
+        "MESH_PROFILE": "local",
+        "MESH_AIRFLOW_VERSION": version,
+    }
+    result = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "mesh"), "infra", "status", "airflow"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"airflow {version}: down" in result.stdout + result.stderr
+    assert not (tmp_path / ".cache" / "mesh" / f"airflow-{version}").exists()  # nothing was installed
