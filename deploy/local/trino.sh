@@ -100,6 +100,19 @@ discovery.uri=http://$MESH_HOST:$MESH_PORT_TRINO
 query.max-memory=${MESH_TRINO_QUERY_MEMORY:-1GB}
 query.max-memory-per-node=${MESH_TRINO_QUERY_MEMORY:-1GB}
 task.concurrency=2
+access-control.config-files=$ETC/access-control.properties
+EOF
+    # Access control from the contracts (docs/access.md): the rules are generated at every start
+    # and Trino re-reads them every few seconds, so a contract change applies without a restart
+    # (they are not part of the configuration fingerprint below). The platform's service user is
+    # admin until runs act as their domain's principal; the health check may only list.
+    (cd "$MESH_LOCAL_REPO" && "$MESH_PYTHON" -c 'from mesh_assets.cli.main import main; main()' \
+        access trino-rules --profile lake --admin mesh --monitor mesh-healthcheck --out "$ETC/rules.json") >/dev/null \
+        || die "could not generate Trino's access rules from the contracts (mesh access trino-rules)"
+    cat >"$ETC/access-control.properties" <<EOF
+access-control.name=file
+security.config-file=$ETC/rules.json
+security.refresh-period=${MESH_TRINO_RULES_REFRESH:-5s}
 EOF
     cat >"$ETC/jvm.config" <<EOF
 -server

@@ -164,18 +164,36 @@ def access_show() -> None:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE (default: stdout)."
 )
-def access_trino_rules(profile: str | None, out: Path | None) -> None:
+@click.option(
+    "--admin",
+    "admins",
+    multiple=True,
+    help="A user with every privilege (repeatable): the platform's own service user until runs act as domains.",
+)
+@click.option(
+    "--monitor", "monitors", multiple=True, help="A user that may only list the catalog (a health check)."
+)
+def access_trino_rules(
+    profile: str | None, out: Path | None, admins: tuple[str, ...], monitors: tuple[str, ...]
+) -> None:
     """Trino's file-based access control rules (rules.json) generated from the contracts."""
     import json
 
     from mesh_assets.contracts.access import trino_rules, workspace_policy
 
     settings = _settings(profile)
-    rules = trino_rules(workspace_policy(WORKSPACE), settings.trino_catalog, orchestrator=settings.trino_user)
+    rules = trino_rules(
+        workspace_policy(WORKSPACE),
+        settings.trino_catalog,
+        orchestrator=settings.trino_user,
+        admins=admins,
+        monitors=monitors,
+    )
     text = json.dumps(rules, indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
         return
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text)
     tmp.replace(out)  # Trino re-reads the file on its refresh period: never show it half-written

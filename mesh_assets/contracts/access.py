@@ -253,6 +253,7 @@ def trino_rules(
     orchestrator: str,
     domain_user: str = "mesh_{domain}",
     admins: Iterable[str] = (),
+    monitors: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Trino's file-based access control rules (``rules.json``) for ``policy`` on ``catalog``.
 
@@ -262,6 +263,7 @@ def trino_rules(
       contract's withheld columns denied and its row filter applied;
     * the orchestrator (the platform's own service user) may impersonate domain users only;
     * ``admins`` may do everything (the platform team's break-glass account);
+    * ``monitors`` may open the catalog and list what they are allowed to see (a health check);
     * anything not matched is denied (Trino's rules are first-match, default deny).
     """
 
@@ -281,6 +283,9 @@ def trino_rules(
         )
     everyone = [*domain_users.values(), *(m for t in policy.teams.values() for m in t.members)]
     catalogs.append({"user": users(everyone), "catalog": re.escape(catalog), "allow": "all"})
+    monitors = sorted(monitors)
+    if monitors:
+        catalogs.append({"user": users(monitors), "catalog": re.escape(catalog), "allow": "read-only"})
     catalogs.append({"catalog": "system", "allow": "read-only"})  # Trino's own metadata tables
     catalogs.append({"allow": "none"})
     for domain, user in sorted(domain_users.items()):
