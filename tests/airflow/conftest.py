@@ -135,7 +135,10 @@ def _rss_mb(env: dict[str, str]) -> str:
     return status.rsplit("(", 1)[-1].split(" MB")[0] if "MB" in status else "?"
 
 
-@pytest.fixture(scope="session", params=sorted(VERSIONS), ids=[f"airflow{m}" for m in sorted(VERSIONS)])
+# Module scope, not session: pytest finalizes a session-scoped parametrized fixture's last param only
+# when the session ends, so Airflow 3 (api-server, scheduler, dag-processor) and the bridge's Dagster
+# daemon kept running, ticking, beside every later test of the suite.
+@pytest.fixture(scope="module", params=sorted(VERSIONS), ids=[f"airflow{m}" for m in sorted(VERSIONS)])
 def bridge(request):
     major = request.param
     version, port = VERSIONS[major]
