@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
 
 try:
     from playwright.sync_api import Page, expect
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 except ImportError:  # conftest's `chromium` fixture fails (CI) or skips (locally) with the reason
     if os.environ.get("CI", "").lower() == "true":
         raise
@@ -81,9 +82,17 @@ def materialize_in_ui(page: Page, svc, key: tuple[str, ...], shots, name: str) -
     toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}"))
     expect(toast).to_be_visible(timeout=UI_TIMEOUT)
     launched = toast.inner_text().split()[-1]  # read before leaving the page: the toast goes with it
+    # the toast's "View" link (a second toast may lie over it while it animates: go to its href)
+    try:
+        href = page.get_by_role("link", name="View", exact=True).get_attribute("href", timeout=10_000)
+    except PlaywrightTimeoutError:
+        href = None  # a toast is transient: on a slow machine it may be gone already
     shots.take(page, f"{name}-launched")
-    # follow the toast's "View" link (a second toast may lie over it while it animates: go to its href)
-    href = page.get_by_role("link", name="View", exact=True).get_attribute("href", timeout=UI_TIMEOUT)
+    if href is None:
+        # where a user finds the run then: the Runs page, by the id the toast showed
+        page.goto(svc.url + "/runs")
+        link = page.locator(f"a[href^='/runs/{launched}']").first
+        href = link.get_attribute("href", timeout=UI_TIMEOUT)
     assert href and re.fullmatch(r"/runs/[0-9a-f-]{36}", href), href
     page.goto(svc.url + href)
     page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
