@@ -23,11 +23,12 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_assets.contracts.access import contract_path, encode_grants, read_grants
+from mesh_assets.contracts.access import contract_path, read_grants
 from mesh_assets.contracts.checks import contract_check
 from mesh_assets.contracts.model import ProductContract, domain_contracts
 from mesh_assets.dbt import dbt_project_assets, domain_project_dir
 from mesh_assets.ingest.raw import RawInputs
+from mesh_assets.lakehouse.access import encode_grants
 from mesh_assets.lakehouse.io_manager import IcebergIOManager
 from mesh_assets.lakehouse.maintenance import maintenance_job, maintenance_schedule
 from mesh_assets.lakehouse.trino import TrinoResource

@@ -27,7 +27,6 @@ of the products it consumes when it loads, and that must stay cheap (``mesh benc
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,12 +35,12 @@ from typing import Any
 
 import yaml
 
+from mesh_assets.contracts.model import CONTRACT_SUFFIX
 from mesh_assets.lakehouse.access import AccessDenied, StorageGrant
 from mesh_assets.settings import REPO_ROOT
 
 DOMAIN_PREFIX = "domain:"
 TEAMS_FILE = REPO_ROOT / "governance" / "teams.yaml"
-CONTRACT_SUFFIX = ".odcs.yaml"
 WITHHELD = "withheldColumns"
 ROW_FILTER = "rowFilter"
 
@@ -149,21 +148,6 @@ def read_grants(domain: str, contracts: Iterable[Path]) -> dict[str, StorageGran
         else:
             out[access.name] = StorageGrant(True, "", grant.withheld, grant.row_filter)
     return out
-
-
-def encode_grants(grants: Mapping[str, StorageGrant]) -> str:
-    """The grants as JSON: the IO manager's ``read_grants`` (``lakehouse.access.parse_grants``)."""
-    return json.dumps(
-        {
-            name: {
-                "allowed": g.allowed,
-                "message": g.message,
-                "withheld": list(g.withheld),
-                "row_filter": g.row_filter,
-            }
-            for name, g in sorted(grants.items())
-        }
-    )
 
 
 # ---- the whole mesh's policy ------------------------------------------------------------------

@@ -10,7 +10,7 @@ enforcement (Trino's rules, the catalog database, the object store) gives in pro
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -30,6 +30,21 @@ class StorageGrant:
     message: str = ""
     withheld: tuple[str, ...] = ()
     row_filter: str | None = None
+
+
+def encode_grants(grants: Mapping[str, StorageGrant]) -> str:
+    """The grants as the IO manager's ``read_grants`` config (JSON by product ``<domain>/<name>``)."""
+    return json.dumps(
+        {
+            name: {
+                "allowed": g.allowed,
+                "message": g.message,
+                "withheld": list(g.withheld),
+                "row_filter": g.row_filter,
+            }
+            for name, g in sorted(grants.items())
+        }
+    )
 
 
 def parse_grants(text: str) -> dict[str, StorageGrant]:

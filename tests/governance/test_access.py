@@ -20,13 +20,12 @@ import yaml
 
 from mesh_assets.contracts.access import (
     AccessPolicy,
-    encode_grants,
     load_policy,
     read_grants,
     trino_rules,
     workspace_policy,
 )
-from mesh_assets.lakehouse.access import AccessDenied
+from mesh_assets.lakehouse.access import AccessDenied, encode_grants
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.io_manager import IcebergIOManager
 from mesh_assets.resources import MeshResource
