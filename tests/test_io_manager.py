@@ -1,6 +1,7 @@
 """The Iceberg IO manager against a real SQLite catalog and a real warehouse folder."""
 
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -368,6 +369,20 @@ def test_unknown_snapshot_and_missing_upstream_are_clear_errors(resources, insta
         [*specs, needs_ghost], resources=resources, instance=instance, raise_on_error=False
     )
     assert "hr/ghost has not been materialized yet" in _failure(result)
+
+
+def test_a_catalog_out_of_step_with_its_warehouse_names_the_way_back(resources, instance):
+    """A catalog kept while its warehouse was deleted (or restored from another day) points at
+    metadata files that are gone: the error says so and how to recover, not a bare FileNotFoundError."""
+    dg.materialize([_versioned(pd.DataFrame({"id": [1]}))], resources=resources, instance=instance)
+    metadata = table("hr.people").metadata_location.removeprefix("file://")
+    Path(metadata).unlink()
+    result = dg.materialize(
+        [_versioned(pd.DataFrame({"id": [2]}))], resources=resources, instance=instance, raise_on_error=False
+    )
+    message = _failure(result)
+    assert "lists a table whose metadata file is missing from the warehouse" in message, message
+    assert "reset or restored one without the other" in message and "materialize again" in message, message
 
 
 # ---- failure safety --------------------------------------------------------------------------------

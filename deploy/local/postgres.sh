@@ -102,6 +102,18 @@ prepare_root() {
     [[ -s "$LOCATION" ]] || printf '%s\n' "$PG_ROOT" >"$LOCATION"
 }
 
+# A checkout deleted and cloned again at the same path (what CI does on every run) finds the cluster
+# of the deleted checkout under the same hash, yet has no $LOCATION of its own. That cluster's
+# catalog lists tables whose files went with the deleted checkout (Ceph keeps its data in the
+# checkout), so every read or write of them would fail on a missing metadata file: start afresh.
+forget_orphan_cluster() {
+    [[ "$PG_ROOT" != "$D" && ! -s "$LOCATION" && -e "$PG_ROOT" ]] || return 0
+    no_cluster_procs \
+        || die "a server of an earlier checkout at this path still runs on $PGDATA (pids $(cluster_procs | tr '\n' ' ')): stop it, or delete $PG_ROOT"
+    log "removing $PG_ROOT: the catalog cluster of an earlier checkout at this path, whose warehouse is gone"
+    rm -rf "$PG_ROOT"
+}
+
 postmaster_pid() {
     local pid
     [[ -f "$PGDATA/postmaster.pid" ]] || return 1
@@ -240,6 +252,7 @@ cmd_up() {
         fi
     fi
     mkdir -p "$D/run"
+    forget_orphan_cluster
     prepare_root
     [[ -f "$PGDATA/PG_VERSION" ]] || initdb_cluster
     chown -R "$PG_OWNER" "$PGDATA"

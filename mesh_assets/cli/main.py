@@ -124,6 +124,19 @@ def infra_status(service: str) -> None:
     sys.exit(_infra("status", service))
 
 
+@infra.command("reset")
+@click.option("--yes", is_flag=True, help="Confirm: every table of the lake profile is deleted.")
+def infra_reset(yes: bool) -> None:
+    """Stop the lake stack and delete its data: the catalog, the warehouse and Trino's state together.
+
+    The catalog (PostgreSQL) and the warehouse (Ceph) only make sense as a pair: the way back when one
+    of them was lost or restored without the other. The next `mesh infra up` starts both empty.
+    """
+    if not yes:
+        raise click.UsageError("this deletes every table of the lake profile: add --yes to confirm")
+    sys.exit(_infra("reset", "lake"))
+
+
 @main.command()
 @PROFILE_OPTION
 def validate(profile: str | None) -> None:

@@ -57,6 +57,18 @@ def describe(exc: BaseException, settings: MeshSettings) -> str | None:
         if "database is locked" in lower:
             return f"the local catalog is locked by another writer [{catalog}]: retry when it finishes"
         return None
+    if isinstance(exc, FileNotFoundError) and ".metadata.json" in lower:
+        # the catalog names a metadata file the warehouse does not have: they are out of step
+        fix = (
+            "empty both with `mesh infra reset --yes`"
+            if settings.profile is Profile.LAKE
+            else f"delete {settings.profile_home} to empty both"
+        )
+        return (
+            f"the catalog [{catalog}] lists a table whose metadata file is missing from the warehouse "
+            f"{settings.warehouse} ({_first_line(exc)}): the catalog and the warehouse were reset or "
+            f"restored one without the other; restore the missing one, or {fix} and materialize again"
+        )
     if (
         settings.profile is Profile.LAKE and isinstance(exc, OSError | ConnectionError)
     ) or "aws error" in lower:

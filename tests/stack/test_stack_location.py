@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from mesh_assets.settings import DEFAULT_PORTS, MeshSettings, Profile
 
@@ -62,8 +63,14 @@ class PrivateStack:
         return self.settings.services_dir
 
     def run(self, *args: str, timeout: float = UP_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        return self.run_script(str(STACK.relative_to(REPO_ROOT)), *args, timeout=timeout)
+
+    def run_script(
+        self, script: str, *args: str, timeout: float = UP_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        """One service's script (``deploy/local/<service>.sh``) with this stack's settings."""
         return subprocess.run(
-            ["bash", str(STACK), *args],
+            ["bash", str(REPO_ROOT / script), *args],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,
@@ -194,3 +201,67 @@ def test_a_failure_while_starting_side_by_side_stops_the_other_service(private_s
     assert f"postgres: 127.0.0.1:{pg_port}, the postgres port, is already in use" in last, proc.stderr[-3000:]
     assert private_stack.processes() == {}
     assert private_stack.listening() == []
+
+
+def _catalog_tables(settings: MeshSettings) -> list[tuple[str, str]]:
+    engine = sa.create_engine(settings.catalog_uri())
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT table_namespace, table_name FROM iceberg_tables")).all()
+    finally:
+        engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+def test_a_checkout_cloned_again_at_the_same_path_starts_with_an_empty_catalog(private_stack: PrivateStack):
+    """The catalog of a deleted checkout must not survive into a new clone at the same path.
+
+    As root the PostgreSQL cluster lives outside the checkout, under a folder named by the checkout's
+    path; Ceph's data lives inside it. CI deletes and clones again at one path: a catalog kept from
+    the previous clone lists tables whose metadata files are gone, and every write of them fails.
+    A restart of the same checkout keeps its catalog.
+    """
+    postgres = "deploy/local/postgres.sh"
+    row = "INSERT INTO iceberg_tables VALUES ('mesh', 'emissions', 'old', 's3://warehouse/x.json', NULL, 'TABLE')"
+    up = private_stack.run_script(postgres, "up")
+    assert up.returncode == 0, up.stderr[-3000:]
+    engine = sa.create_engine(private_stack.settings.catalog_uri())
+    with engine.begin() as conn:
+        conn.execute(sa.text(row))
+    engine.dispose()
+    for action in ("down", "up"):  # the same checkout restarted: its catalog stays
+        proc = private_stack.run_script(postgres, action)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _catalog_tables(private_stack.settings) == [("emissions", "old")]
+    first_root = private_stack.pg_root()
+    assert private_stack.run_script(postgres, "down").returncode == 0
+
+    # the checkout's services (Ceph's data with them) deleted and made again at the same path; the
+    # generated secrets are kept, so the old cluster would accept the login: only its data tells
+    shutil.rmtree(private_stack.services_dir)
+    again = private_stack.run_script(postgres, "up")
+    assert again.returncode == 0, again.stderr[-3000:]
+    try:
+        assert _catalog_tables(private_stack.settings) == []
+        if os.geteuid() == 0:
+            assert private_stack.pg_root() == first_root
+            assert "the catalog cluster of an earlier checkout at this path" in again.stderr, again.stderr[
+                -3000:
+            ]
+    finally:
+        private_stack.run_script(postgres, "down")
+
+
+def test_mesh_infra_reset_deletes_nothing_without_yes(private_stack: PrivateStack):
+    """Reset empties the catalog and the warehouse together: it needs an explicit --yes."""
+    proc = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "mesh"), "infra", "reset"],
+        env=private_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "deletes every table of the lake profile: add --yes" in proc.stderr
+    assert private_stack.pg_root() is not None and (private_stack.pg_root() / "data" / "PG_VERSION").exists()
