@@ -56,6 +56,10 @@ DEFAULT_PORTS: dict[str, int] = {
     "trino": 8088,
     "airflow": 8089,
     "dagster_webserver": 3070,
+    # the local Kubernetes control plane of deploy/local/k8s.sh (the chart's tests)
+    "k8s": 6443,
+    "etcd": 2379,
+    "etcd_peer": 2380,
 }
 
 

@@ -41,6 +41,12 @@ if ! bash deploy/local/chromium.sh; then
   echo "== no Chromium: the UI tests will be skipped"
 fi
 
+echo "== Kubernetes API server and helm (tests/k8s; built from the Go module proxy once per user, then cached)"
+if ! bash deploy/local/k8s.sh install; then
+  ((in_ci == 0)) || fail "kube-apiserver and helm are required under CI=true (see the line above)"
+  echo "== no Kubernetes API server: the tests in tests/k8s will be skipped"
+fi
+
 echo "== lint (ruff check, ruff format --check, import contracts, pyright)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -75,18 +75,6 @@ cmd_install() {
     log "installed airflow $VERSION in $((SECONDS - start))s ($(du -sh "$VENV" | cut -f1))"
 }
 
-# secret_file NAME MAKE...: create $MESH_SECRETS_DIR/NAME (0600) from MAKE's output if missing.
-secret_file() {
-    local name="$1" path="$MESH_SECRETS_DIR/$1"
-    shift
-    mkdir -p "$MESH_SECRETS_DIR"
-    chmod 700 "$MESH_SECRETS_DIR"
-    if [[ ! -s "$path" ]]; then
-        (umask 077 && "$@" >"$path") || die "could not create $path"
-    fi
-    chmod 600 "$path"
-}
-
 token() { "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe($1))"; }
 
 # airflow_env: the environment of every Airflow process (secrets included: never print it).

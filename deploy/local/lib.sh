@@ -115,6 +115,19 @@ load_secrets() {
     export MESH_PG_PASSWORD MESH_S3_ACCESS_KEY MESH_S3_SECRET_KEY
 }
 
+# secret_file NAME CMD...: create $MESH_SECRETS_DIR/NAME (0600) from CMD's output unless it exists
+# (generated credentials: made once, never printed).
+secret_file() {
+    local name="$1" path="$MESH_SECRETS_DIR/$1"
+    shift
+    mkdir -p "$MESH_SECRETS_DIR"
+    chmod 700 "$MESH_SECRETS_DIR"
+    if [[ ! -s "$path" ]]; then
+        (umask 077 && "$@" >"$path") || die "could not create $path"
+    fi
+    chmod 600 "$path"
+}
+
 is_root() { [[ "$(id -u)" == 0 ]]; }
 
 user_home() { echo "${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"; }

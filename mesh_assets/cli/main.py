@@ -77,11 +77,11 @@ def ui(profile: str | None, port: int | None) -> None:
 
 @main.group()
 def infra() -> None:
-    """Local services: the lake stack (Ceph RADOS Gateway, PostgreSQL, Trino) or a legacy Airflow."""
+    """Local services: the lake stack (Ceph RADOS Gateway, PostgreSQL, Trino), a legacy Airflow, Kubernetes."""
 
 
 # what `mesh infra` starts: the scripts under deploy/local/ (idempotent; ports from the settings)
-INFRA = {"lake": "stack.sh", "airflow": "airflow.sh"}
+INFRA = {"lake": "stack.sh", "airflow": "airflow.sh", "k8s": "k8s.sh"}
 SERVICE = click.argument("service", type=click.Choice(sorted(INFRA)), default="lake")
 
 
@@ -106,6 +106,7 @@ def infra_up(service: str) -> None:
     \b
     lake     Ceph RADOS Gateway, PostgreSQL and Trino on loopback
     airflow  Airflow 2.11 (MESH_AIRFLOW_VERSION=3.x for Airflow 3) in its own venv, DAGs from airflow/dags
+    k8s      a Kubernetes API server (etcd + kube-apiserver, no nodes) and helm, for deploy/k8s's charts
     """
     sys.exit(_infra("up", service))
 
@@ -283,9 +284,11 @@ def settings(profile: str | None) -> None:
 
 def _register_rooms() -> None:
     """Command groups that live with their room of the platform (imported lazily by click)."""
+    from mesh_assets.deploy.commands import deploy
     from mesh_assets.lineage.commands import lineage
 
     main.add_command(lineage)
+    main.add_command(deploy)
 
 
 _register_rooms()

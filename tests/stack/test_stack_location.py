@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from ports import free_ports
 
-from mesh_assets.settings import DEFAULT_PORTS, MeshSettings, Profile
+from mesh_assets.settings import MeshSettings, Profile
 
 pytestmark = pytest.mark.lake
 
@@ -30,24 +31,6 @@ STACK = REPO_ROOT / "deploy" / "local" / "stack.sh"
 # a cold start bootstraps Ceph and starts Trino: minutes on a busy 2-core machine
 UP_TIMEOUT = 1500
 STACK_PORTS = ("ceph_mon", "ceph_mon_v1", "s3", "postgres", "trino")
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports nobody listens on now, none of them a default of the platform."""
-    taken = set(DEFAULT_PORTS.values())
-    ports: list[int] = []
-    sockets = []
-    while len(ports) < count:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-        port = sock.getsockname()[1]
-        # Ceph's OSD and mgr pick their own ports in 6800-7300: stay out of that range
-        if port not in taken and not 6800 <= port <= 7300:
-            ports.append(port)
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 @dataclass
@@ -122,7 +105,7 @@ def private_stack() -> Iterator[PrivateStack]:
     private_dir = Path(tempfile.mkdtemp(prefix="mesh-0700-"))
     assert private_dir.stat().st_mode & 0o777 == 0o700
     home = private_dir / "checkout" / ".mesh"
-    ports = dict(zip(STACK_PORTS, _free_ports(len(STACK_PORTS)), strict=True))
+    ports = dict(zip(STACK_PORTS, free_ports(len(STACK_PORTS)), strict=True))
     overrides = {"MESH_HOME": str(home), **{f"MESH_PORT_{k.upper()}": str(v) for k, v in ports.items()}}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in overrides.items():

@@ -1,0 +1,225 @@
+"""Kubernetes releases of the mesh: one shared platform release and one release per domain.
+
+A domain ships on its own schedule, so each is its own Helm release of ``deploy/k8s/charts/mesh-domain``
+(the Deployment and Service of its code server, in the shape of Dagster's user-deployments chart);
+the webserver, the daemon and the instance are one release of ``mesh-platform``. Upgrading a domain's
+release touches that domain's objects only. The values come from the mesh settings and the workspace
+here, so a domain declares nothing about Kubernetes.
+
+The charts are rendered by ``helm template`` (the same renderer ``helm install`` uses) and every object
+is checked against the strict schemas of ``kubernetes-validate`` offline, so ``mesh deploy render``
+finds an invalid object without a cluster. Why Helm and our own charts: docs/decisions/0009-k8s-helm.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mesh_assets.settings import REPO_ROOT, MeshSettings
+from mesh_assets.workspace import Location
+
+CHARTS = REPO_ROOT / "deploy" / "k8s" / "charts"
+PLATFORM_RELEASE = "mesh-platform"
+# the schema version kubernetes-validate checks against (the local API server is 1.37.x)
+SCHEMA_VERSION = "1.37.0"
+CODE_SERVER_PORT = 3030
+# what every Dagster process in the cluster reads (MESH_* of settings.py); secrets come from a Secret
+LAKE_CREDENTIALS = "mesh-lake-credentials"
+# the keys of that Secret: the mesh's own names, and the AWS SDK's for the S3 compute log manager
+SECRET_KEYS = (
+    "MESH_PG_PASSWORD",
+    "MESH_S3_ACCESS_KEY",
+    "MESH_S3_SECRET_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+)
+# the platform release's AWS SDK config (path-style S3 on Ceph), mounted into code servers and runs
+AWS_CONFIG_MAP = f"{PLATFORM_RELEASE}-aws"
+AWS_CONFIG_DIR = "/opt/dagster/aws"
+# files whose content makes a domain's code version: its own folder, the platform library, the dbt projects
+_VERSIONED_SUFFIXES = {".py", ".yaml", ".yml", ".sql", ".json", ".csv", ".toml"}
+
+
+class DeployError(RuntimeError):
+    """A release cannot be rendered or is invalid; the message says what to fix."""
+
+
+def k8s_name(name: str) -> str:
+    """A DNS-1123 label from a location name (``portfolio_alignment`` -> ``portfolio-alignment``)."""
+    return name.replace("_", "-").lower()
+
+
+def release_name(domain: str) -> str:
+    return f"mesh-{k8s_name(domain)}"
+
+
+def _files(paths: Iterable[Path]) -> Iterable[Path]:
+    for root in paths:
+        if root.is_file():
+            yield root
+            continue
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in _VERSIONED_SUFFIXES and "__pycache__" not in path.parts:
+                yield path
+
+
+def content_version(paths: Sequence[Path], root: Path = REPO_ROOT) -> str:
+    """A 12-hex digest of the files under ``paths`` (names and bytes): the same code gives the same
+    version on any machine and in any clone, unlike a commit id, which changes with every other domain."""
+    digest = hashlib.sha256()
+    for path in _files(paths):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def domain_version(location: Location, root: Path = REPO_ROOT) -> str:
+    """The code version of a domain's image: its package, the platform library, its dbt project if any."""
+    package = root / Path(*location.module_name.split(".")[:-1])
+    paths = [package, root / "mesh_assets", root / "pyproject.toml", root / "uv.lock"]
+    dbt = root / "dbt_projects" / location.name
+    if dbt.is_dir():
+        paths.append(dbt)
+    return content_version([p for p in paths if p.exists()], root)
+
+
+def platform_version(root: Path = REPO_ROOT) -> str:
+    return content_version([root / "mesh_assets", root / "pyproject.toml", root / "uv.lock"], root)
+
+
+def cluster_env(settings: MeshSettings) -> dict[str, str]:
+    """The non-secret settings every process of the cluster gets (the lake profile's endpoints)."""
+    keep = ("MESH_PROFILE", "MESH_HOST", "MESH_S3_BUCKET", "MESH_S3_REGION", "MESH_PG_USER")
+    env = {k: v for k, v in settings.shell_env().items() if k in keep or k.startswith("MESH_PORT_")}
+    env.update({"MESH_PROFILE": "lake", "MESH_HOME": "/opt/dagster/mesh", "MESH_RAW_DIR": "/opt/dagster/raw"})
+    return dict(sorted(env.items()))
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Helm release: its name, its chart and the values it is rendered with."""
+
+    name: str
+    chart: Path
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+def platform_release(
+    settings: MeshSettings, locations: Sequence[Location], *, registry: str = "mesh"
+) -> Release:
+    """The shared release: webserver, daemon, instance (K8sRunLauncher, S3 compute logs on Ceph)."""
+    values = {
+        "image": {"repository": f"{registry}/platform", "tag": platform_version()},
+        "codeLocations": [
+            {"name": loc.name, "host": release_name(loc.name), "port": CODE_SERVER_PORT} for loc in locations
+        ],
+        "env": cluster_env(settings),
+        "envSecrets": [LAKE_CREDENTIALS],
+        "postgres": {
+            "host": settings.host,
+            "port": settings.ports.postgres,
+            "database": settings.pg_dagster_db,
+            "user": settings.pg_user,
+        },
+        "computeLogs": {
+            "enabled": True,
+            "endpoint": settings.s3_endpoint,
+            "bucket": settings.s3_bucket,
+            "prefix": "dagster/compute-logs",
+            "region": settings.s3_region,
+        },
+    }
+    return Release(PLATFORM_RELEASE, CHARTS / "mesh-platform", values)
+
+
+def domain_release(settings: MeshSettings, location: Location, *, registry: str = "mesh") -> Release:
+    """One domain's release: its code server, whose image and env its run Jobs get too."""
+    version = domain_version(location)
+    values = {
+        "domain": location.name,
+        "module": location.module_name,
+        "image": {"repository": f"{registry}/{k8s_name(location.name)}", "tag": version},
+        "codeVersion": version,
+        "port": CODE_SERVER_PORT,
+        "envConfigMaps": [f"{PLATFORM_RELEASE}-env"],
+        "envSecrets": [LAKE_CREDENTIALS],
+        "configMounts": {AWS_CONFIG_MAP: AWS_CONFIG_DIR},
+        "runJob": {"serviceAccountName": PLATFORM_RELEASE},
+    }
+    return Release(release_name(location.name), CHARTS / "mesh-domain", values)
+
+
+def find_helm(settings: MeshSettings) -> Path:
+    """The helm that ``mesh infra up k8s`` built (or one on PATH)."""
+    built = settings.services_dir / "k8s" / "bin" / "helm"
+    if built.exists():
+        return built
+    found = shutil.which("helm", path=settings.environ.get("PATH"))
+    if found:
+        return Path(found)
+    raise DeployError(f"helm is not installed: run `mesh infra up k8s` (it builds helm into {built.parent})")
+
+
+def _helm(helm: Path, *args: str, values: Mapping[str, Any] | None = None, timeout: float = 300) -> str:
+    cmd = [str(helm), *args]
+    if values is not None:
+        cmd += ["--values", "-"]  # JSON is YAML: the values never touch the disk
+    proc = subprocess.run(
+        cmd,
+        input=json.dumps(values) if values is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise DeployError(f"helm {args[0]} failed: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def render(helm: Path, release: Release, namespace: str) -> list[dict[str, Any]]:
+    """The objects ``helm install`` would create for ``release`` (``helm template``, no cluster)."""
+    text = _helm(
+        helm, "template", release.name, str(release.chart), "--namespace", namespace, values=release.values
+    )
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def validate(objects: Iterable[Mapping[str, Any]], version: str = SCHEMA_VERSION) -> list[str]:
+    """Problems of ``objects`` against Kubernetes' strict schemas (unknown fields are errors)."""
+    import kubernetes_validate
+
+    problems = []
+    for obj in objects:
+        label = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(dict(obj), version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            problems.append(f"{label}: {path or '(root)'}: {exc.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as exc:
+            problems.append(f"{label}: no schema ({exc})")
+    return problems
+
+
+def install(helm: Path, release: Release, namespace: str, kubeconfig: Path, *, wait: bool = False) -> str:
+    """``helm upgrade --install`` of one release (creates the namespace when missing)."""
+    args = ["upgrade", "--install", release.name, str(release.chart), "--namespace", namespace]
+    args += ["--create-namespace", "--kubeconfig", str(kubeconfig)]
+    if wait:
+        args.append("--wait")
+    return _helm(helm, *args, values=release.values)
+
+
+def to_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
+    return yaml.safe_dump_all([dict(o) for o in objects], sort_keys=False)

@@ -1,0 +1,177 @@
+"""The Helm charts of deploy/k8s: rendered, validated offline, and applied to a real API server.
+
+The platform is one release (webserver, daemon, instance); each domain is its own release (its code
+server). What users rely on: every object is valid for Kubernetes; upgrading one domain leaves every
+object of the others as it was; a run of a domain becomes a Job in that domain's image, with the
+env and secrets its release names.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from k8s_cluster import LOCATIONS, NAMESPACE, Cluster, releases
+
+from mesh_assets.deploy import k8s
+from mesh_assets.settings import REPO_ROOT
+
+
+def _kinds(objects) -> list[str]:
+    return sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
+
+
+# ---- offline: helm template + strict schemas --------------------------------------------------
+
+
+def test_every_release_renders_objects_valid_for_kubernetes(cluster: Cluster):
+    total = 0
+    for release in releases(cluster, LOCATIONS):
+        objects = k8s.render(cluster.helm, release, NAMESPACE)
+        assert k8s.validate(objects) == [], release.name
+        total += len(objects)
+        if release.name == k8s.PLATFORM_RELEASE:
+            assert _kinds(objects) == [
+                "ConfigMap/mesh-platform-aws",
+                "ConfigMap/mesh-platform-env",
+                "ConfigMap/mesh-platform-instance",
+                "ConfigMap/mesh-platform-workspace",
+                "Deployment/mesh-platform-daemon",
+                "Deployment/mesh-platform-webserver",
+                "Role/mesh-platform-run-launcher",
+                "RoleBinding/mesh-platform-run-launcher",
+                "Service/mesh-platform-webserver",
+                "ServiceAccount/mesh-platform",
+            ]
+        else:
+            assert _kinds(objects) == [f"Deployment/{release.name}", f"Service/{release.name}"]
+    print(f"objects rendered for the platform and {len(LOCATIONS)} code locations: {total}")
+
+
+def test_the_workspace_and_instance_of_the_platform_point_at_each_domain_and_the_lake(cluster: Cluster):
+    import yaml
+
+    objects = k8s.render(cluster.helm, k8s.platform_release(cluster.settings, LOCATIONS), NAMESPACE)
+    maps = {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "ConfigMap"}
+    workspace = yaml.safe_load(maps["mesh-platform-workspace"]["workspace.yaml"])
+    servers = {e["grpc_server"]["location_name"]: e["grpc_server"] for e in workspace["load_from"]}
+    assert set(servers) == {loc.name for loc in LOCATIONS}
+    assert servers["portfolio_alignment"]["host"] == "mesh-portfolio-alignment"
+    instance = yaml.safe_load(maps["mesh-platform-instance"]["dagster.yaml"])
+    assert instance["run_launcher"]["class"] == "K8sRunLauncher"
+    assert instance["run_launcher"]["config"]["job_namespace"] == NAMESPACE
+    logs = instance["compute_logs"]
+    assert logs["class"] == "S3ComputeLogManager"
+    assert logs["config"]["endpoint_url"] == cluster.settings.s3_endpoint
+    assert instance["storage"]["postgres"]["postgres_db"]["password"] == {"env": "MESH_PG_PASSWORD"}
+    # no secret value in any rendered object: the releases only name the Secret
+    text = k8s.to_yaml(objects)
+    assert k8s.LAKE_CREDENTIALS in text
+
+
+def test_the_schema_check_names_an_invalid_field(cluster: Cluster):
+    location = LOCATIONS[0]
+    good = k8s.domain_release(cluster.settings, location)
+    bad = k8s.Release(good.name, good.chart, {**good.values, "resources": {"limitz": {"cpu": "1"}}})
+    problems = k8s.validate(k8s.render(cluster.helm, bad, NAMESPACE))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"Deployment/{good.name}: spec.template.spec.containers.0.resources")
+    assert "limitz" in problems[0]
+
+
+def test_a_domains_version_changes_with_its_code_only(tmp_path):
+    root = tmp_path / "repo"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in ("domains", "mesh_assets", "dbt_projects"):
+        shutil.copytree(REPO_ROOT / part, root / part, ignore=ignore)
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    by_name = {loc.name: loc for loc in LOCATIONS}
+    before = {n: k8s.domain_version(loc, root) for n, loc in by_name.items()}
+    assert before == {n: k8s.domain_version(loc) for n, loc in by_name.items()}  # same bytes, same version
+    with (root / "domains" / "emissions" / "assets.py").open("a") as f:
+        f.write("\n# a change\n")
+    after = {n: k8s.domain_version(loc, root) for n, loc in by_name.items()}
+    assert after["emissions"] != before["emissions"]
+    assert {n: v for n, v in after.items() if n != "emissions"} == {
+        n: v for n, v in before.items() if n != "emissions"
+    }
+
+
+def test_mesh_deploy_render_prints_a_checked_release_and_refuses_an_unknown_domain(cluster: Cluster):
+    import yaml
+
+    proc = cluster.mesh("deploy", "render", "--target", "k8s", "emissions", "--namespace", NAMESPACE)
+    assert proc.returncode == 0, proc.stderr
+    objects = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    version = k8s.domain_version(next(loc for loc in LOCATIONS if loc.name == "emissions"))
+    assert container["image"] == f"mesh/emissions:{version}"
+    assert "mesh-emissions: 2 objects, valid for Kubernetes" in proc.stderr
+    unknown = cluster.mesh("deploy", "render", "no_such_domain")
+    assert unknown.returncode == 2
+    assert "'no_such_domain' is not a code location" in unknown.stderr
+
+
+# ---- against the API server ----------------------------------------------------------------------
+
+
+def _objects_of(api, release: str) -> dict[str, str]:
+    """kind/name -> resourceVersion of what the server stores for ``release``."""
+    from kubernetes import client
+
+    selector = f"app.kubernetes.io/instance={release}"
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    found = {}
+    for kind, items in (
+        ("Deployment", apps.list_namespaced_deployment(NAMESPACE, label_selector=selector).items),
+        ("Service", core.list_namespaced_service(NAMESPACE, label_selector=selector).items),
+        ("ConfigMap", core.list_namespaced_config_map(NAMESPACE, label_selector=selector).items),
+    ):
+        found.update({f"{kind}/{o.metadata.name}": o.metadata.resource_version for o in items})
+    return found
+
+
+def test_each_domain_is_its_own_release_on_the_server(installed: Cluster):
+    listed = installed.helm_cmd("list", "--namespace", NAMESPACE, "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    releases = {r["name"]: r for r in json.loads(listed.stdout)}
+    expected = {k8s.PLATFORM_RELEASE, *(k8s.release_name(loc.name) for loc in LOCATIONS)}
+    assert set(releases) == expected
+    assert all(r["status"] == "deployed" for r in releases.values()), releases
+    api = installed.api()
+    for loc in LOCATIONS:
+        assert set(_objects_of(api, k8s.release_name(loc.name))) == {
+            f"Deployment/{k8s.release_name(loc.name)}",
+            f"Service/{k8s.release_name(loc.name)}",
+        }
+
+
+def test_upgrading_one_domain_leaves_every_other_release_untouched(installed: Cluster):
+    from kubernetes import client
+
+    api = installed.api()
+    names = [k8s.PLATFORM_RELEASE, *(k8s.release_name(loc.name) for loc in LOCATIONS)]
+    before = {name: _objects_of(api, name) for name in names}
+    emissions = k8s.domain_release(
+        installed.settings, next(loc for loc in LOCATIONS if loc.name == "emissions")
+    )
+    changed = k8s.Release(
+        emissions.name,
+        emissions.chart,
+        {**emissions.values, "image": {"repository": "mesh/emissions", "tag": "next"}, "codeVersion": "next"},
+    )
+    k8s.install(installed.helm, changed, NAMESPACE, installed.kubeconfig)
+    after = {name: _objects_of(api, name) for name in names}
+    for name in names:
+        if name != emissions.name:
+            assert after[name] == before[name], f"upgrading {emissions.name} changed {name}"
+    assert (
+        after[emissions.name][f"Deployment/{emissions.name}"]
+        != before[emissions.name][f"Deployment/{emissions.name}"]
+    )
+    deployment = client.AppsV1Api(api).read_namespaced_deployment(emissions.name, NAMESPACE)
+    assert deployment.spec.template.spec.containers[0].image == "mesh/emissions:next"
+    revision = installed.helm_cmd("history", emissions.name, "--namespace", NAMESPACE, "--output", "json")
+    assert [r["revision"] for r in json.loads(revision.stdout)] == [1, 2]
