@@ -59,13 +59,14 @@ FULL = {
     "history_reps": 7,
     "pairs": {1_000_000: 7, 10_000_000: 6},
 }
+# the smoke test's sizes: every code path of the full run, on tables small enough for a busy CI machine
 QUICK = {
-    "sizes": [(50_000, 2, 3), (100_000, 2, 3)],
-    "partitions": 30,
-    "partition_reps": 3,
-    "history": [1, 100],
-    "history_reps": 3,
-    "pairs": {50_000: 5, 100_000: 5},
+    "sizes": [(20_000, 2, 3), (50_000, 2, 3)],
+    "partitions": 20,
+    "partition_reps": 2,
+    "history": [1, 30],
+    "history_reps": 2,
+    "pairs": {20_000: 3, 50_000: 3},
 }
 ROWS_PER_PARTITION = 5_000
 TARGET_RAW_RATIO = 1.10

@@ -52,7 +52,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 
 FULL = {"repeats": 7, "models": [0, 50, 100, 250, 500], "model_repeats": 5, "validate_repeats": 3}
-QUICK = {"repeats": 2, "models": [0, 10, 20], "model_repeats": 2, "validate_repeats": 1}
+QUICK = {"repeats": 1, "models": [0, 10, 20], "model_repeats": 1, "validate_repeats": 1}
 TARGET_LOAD_S = 2.0
 # Libraries a code location must not import when it loads (they belong to run time).
 HEAVY = (
@@ -580,7 +580,9 @@ def main(quick: bool = False, before: str | None = None) -> int:
 
 def _cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 runs, 10 and 20 dbt models (the smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 run each, 10 and 20 dbt models (the smoke test)"
+    )
     parser.add_argument(
         "--before",
         metavar="REF",

@@ -3,8 +3,9 @@
 ``mesh demo``, ``mesh ui`` and the tests all use this instance, so runs launched from the CLI are
 the runs the UI shows. The PostgreSQL URL (with its password) is referenced as
 ``{env: MESH_DAGSTER_PG_URL}`` in ``dagster.yaml`` and reaches the Dagster processes through the
-explicit environment they are started with (:func:`instance_env`); it is never written to a file,
-logged, or put into this process's environment.
+explicit environment they are started with (:func:`instance_env`), like the S3 keys of the lake's
+run logs (S3ComputeLogManager on the Ceph gateway); they are never written to a file, logged, or put
+into this process's environment.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     import dagster as dg
 
 PG_URL_VARIABLE = "MESH_DAGSTER_PG_URL"
+# where the lake profile's run logs live in the warehouse bucket
+COMPUTE_LOG_PREFIX = "dagster/compute-logs"
 
 
 def instance_config(settings: MeshSettings) -> dict:
@@ -41,7 +44,34 @@ def instance_config(settings: MeshSettings) -> dict:
         # which dagster-postgres's NOTIFY statements do not work with). It holds the password, so
         # it is referenced from the environment, never written here.
         config["storage"] = {"postgres": {"postgres_url": {"env": PG_URL_VARIABLE}}}
+        # Run logs (each step's stdout/stderr) in the lake's object store, not on one machine's disk:
+        # dagster-aws's S3ComputeLogManager on the Ceph gateway. Its boto3 client takes no
+        # addressing option, so path-style (what RGW serves without wildcard DNS) and RGW's checksum
+        # rules come from the AWS config file of instance_env; the keys come from the environment.
+        config["compute_logs"] = {
+            "module": "dagster_aws.s3.compute_log_manager",
+            "class": "S3ComputeLogManager",
+            "config": {
+                "bucket": settings.s3_bucket,
+                "prefix": COMPUTE_LOG_PREFIX,
+                "endpoint_url": settings.s3_endpoint,
+                "region": settings.s3_region,
+                "use_ssl": settings.s3_endpoint.startswith("https://"),
+                "skip_empty_files": True,
+                "upload_interval": 30,
+            },
+        }
     return config
+
+
+# The AWS SDK settings every boto3 client of the Dagster processes gets in the lake profile.
+AWS_CONFIG = """\
+[default]
+s3 =
+    addressing_style = path
+request_checksum_calculation = when_required
+response_checksum_validation = when_required
+"""
 
 
 def dagster_pg_url(settings: MeshSettings) -> str:
@@ -60,14 +90,23 @@ def write_instance(settings: MeshSettings, dagster_home: Path | None = None) -> 
     text = yaml.safe_dump(instance_config(settings), sort_keys=False)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
+    if settings.profile is Profile.LAKE:
+        aws = home / "aws-config"
+        if not aws.exists() or aws.read_text() != AWS_CONFIG:
+            aws.write_text(AWS_CONFIG)
     return home
 
 
 def instance_env(settings: MeshSettings, dagster_home: Path | None = None) -> dict[str, str]:
     """What a Dagster process needs to open the instance: ``DAGSTER_HOME`` (and the lake's URL)."""
-    env = {"DAGSTER_HOME": str(Path(dagster_home or settings.dagster_home))}
+    home = Path(dagster_home or settings.dagster_home)
+    env = {"DAGSTER_HOME": str(home)}
     if settings.profile is Profile.LAKE:
         env[PG_URL_VARIABLE] = dagster_pg_url(settings)
+        # the compute log manager's boto3 client: the lake's keys, path-style (written by write_instance)
+        env["AWS_ACCESS_KEY_ID"] = settings.secret("s3_access_key")
+        env["AWS_SECRET_ACCESS_KEY"] = settings.secret("s3_secret_key")
+        env["AWS_CONFIG_FILE"] = str(home / "aws-config")
     return env
 
 

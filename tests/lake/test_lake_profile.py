@@ -12,6 +12,7 @@ from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.maintenance import maintenance_job
 from mesh_assets.lakehouse.trino import TrinoResource
 from mesh_assets.orchestration import runner
+from mesh_assets.orchestration.instance import COMPUTE_LOG_PREFIX
 from mesh_assets.orchestration.services import DagsterServices
 from mesh_assets.settings import MeshSettings, Profile, get_settings
 
@@ -25,7 +26,8 @@ def lake_mesh(lake_stack):
     settings = get_settings("lake")
     with DagsterServices(settings, daemon=False, webserver_port=0) as svc:
         nodes = runner.asset_nodes(svc.client)
-        runs = runner.materialize_all(svc.client, log_level="WARNING", nodes=nodes)
+        # INFO: every step writes its log lines, which the S3 compute log manager uploads (tested below)
+        runs = runner.materialize_all(svc.client, log_level="INFO", nodes=nodes)
         with svc.open_instance() as instance:
             yield settings, instance, nodes, runs
 
@@ -43,6 +45,23 @@ def test_every_domain_materializes_into_the_lake(lake_mesh):
             metadata["iceberg/snapshot_id"].value
             == load_catalog(settings).load_table(".".join(node.path)).current_snapshot().snapshot_id
         )
+
+
+def test_every_runs_step_logs_are_in_the_object_store(lake_mesh, s3):
+    """Run logs live in the lake's bucket (S3ComputeLogManager on the Ceph gateway), not on one disk."""
+    settings, _, _, runs = lake_mesh
+    for run in runs:
+        listing = s3.list_objects_v2(
+            Bucket=settings.s3_bucket, Prefix=f"{COMPUTE_LOG_PREFIX}/storage/{run.run_id}/"
+        )
+        keys = [o["Key"] for o in listing.get("Contents", [])]
+        assert any(k.endswith(".err") for k in keys), (run.run_id, keys)
+        text = b"".join(
+            s3.get_object(Bucket=settings.s3_bucket, Key=k)["Body"].read() for k in keys if k.endswith(".err")
+        ).decode()
+        assert run.run_id in text or "STEP_SUCCESS" in text or "Finished execution of step" in text, text[
+            :2000
+        ]
 
 
 def test_trino_reads_every_table_with_the_published_row_counts(lake_mesh, trino_sql):
