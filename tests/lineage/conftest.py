@@ -6,7 +6,6 @@ The sample mesh's tables come from the contracts (the definitions' column schema
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # om_server, a helper module of these tests
 
-from om_server import LoopbackOpenMetadata, jwt_token  # noqa: E402
-
-TOKEN = jwt_token("mesh-export-bot")
-# the opt-in real server, captured before the session replaces the token with the loopback one
-_REAL = (os.environ.get("MESH_OPENMETADATA_URL"), os.environ.get("MESH_OPENMETADATA_TOKEN"))
+from om_server import TOKEN, LoopbackOpenMetadata  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +77,3 @@ def server(sdk) -> Iterator[LoopbackOpenMetadata]:
 @pytest.fixture
 def state_path(tmp_path: Path) -> Path:
     return tmp_path / "openmetadata-state.json"
-
-
-def real_server() -> tuple[str, str] | None:
-    """``(url, token)`` of an OpenMetadata server started elsewhere, when the opt-in test is asked for."""
-    url, token = _REAL
-    return (url, token) if url and token else None

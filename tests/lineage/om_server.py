@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -409,3 +410,16 @@ class LoopbackOpenMetadata:
 
     def writes(self, since: int = 0) -> list[dict[str, Any]]:
         return [r for r in self.store.log[since:] if r["method"] != "GET"]
+
+
+# The tests' own token, and the opt-in real server captured at import (the conftest imports this
+# module first), before a test module replaces the token with the loopback one. Test modules import
+# them from here: `from conftest import` would pick whichever conftest pytest loaded last.
+TOKEN = jwt_token("mesh-export-bot")
+_REAL = (os.environ.get("MESH_OPENMETADATA_URL"), os.environ.get("MESH_OPENMETADATA_TOKEN"))
+
+
+def real_server() -> tuple[str, str] | None:
+    """``(url, token)`` of an OpenMetadata server started elsewhere, when the opt-in test is asked for."""
+    url, token = _REAL
+    return (url, token) if url and token else None

@@ -6,7 +6,7 @@ import socket
 
 import dagster as dg
 import pytest
-from conftest import TOKEN
+from om_server import TOKEN
 
 KEY = ["companies", "company_master"]
 

@@ -9,8 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN, real_server
-from om_server import LoopbackOpenMetadata, Refused, validate_strict
+from om_server import TOKEN, LoopbackOpenMetadata, Refused, real_server, validate_strict
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "sample_mesh_requests.json"
 
