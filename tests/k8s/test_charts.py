@@ -175,3 +175,24 @@ def test_upgrading_one_domain_leaves_every_other_release_untouched(installed: Cl
     assert deployment.spec.template.spec.containers[0].image == "mesh/emissions:next"
     revision = installed.helm_cmd("history", emissions.name, "--namespace", NAMESPACE, "--output", "json")
     assert [r["revision"] for r in json.loads(revision.stdout)] == [1, 2]
+
+
+def test_mesh_deploy_apply_installs_one_checked_release_on_the_local_server(cluster: Cluster):
+    """`mesh deploy apply DOMAIN` checks, then installs or upgrades that domain's release only."""
+    from kubernetes import client
+
+    namespace = "mesh-apply"
+    proc = cluster.mesh("deploy", "apply", "companies", "--namespace", namespace)
+    assert proc.returncode == 0, proc.stderr
+    assert f"mesh-companies: 2 objects applied to namespace {namespace}" in proc.stdout, proc.stdout
+    again = cluster.mesh("deploy", "apply", "companies", "--namespace", namespace)  # an upgrade
+    assert again.returncode == 0, again.stderr
+    listed = cluster.helm_cmd("list", "--namespace", namespace, "--output", "json")
+    [release] = json.loads(listed.stdout)
+    assert (release["name"], release["revision"], release["status"]) == ("mesh-companies", "2", "deployed")
+    deployment = client.AppsV1Api(cluster.api()).read_namespaced_deployment("mesh-companies", namespace)
+    version = k8s.domain_version(next(loc for loc in LOCATIONS if loc.name == "companies"))
+    assert deployment.spec.template.spec.containers[0].image == f"mesh/companies:{version}"
+    unknown = cluster.mesh("deploy", "apply", "no_such_domain", "--namespace", namespace)
+    assert unknown.returncode == 2 and "is not a code location" in unknown.stderr
+    assert len(json.loads(cluster.helm_cmd("list", "--namespace", namespace, "--output", "json").stdout)) == 1
