@@ -9,8 +9,11 @@ API server. No kubelet runs, so the Job never starts a pod: the test reads the J
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -77,19 +80,32 @@ def code_servers(installed: Cluster, tmp_path_factory) -> Iterator[dict[str, int
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT,
+                start_new_session=True,  # its own process group: the code process stops with it
             )
             started[loc.name] = (port, proc)
         for name, (port, proc) in started.items():
             _wait_for_server(port, proc, tmp / f"{name}.log")
         yield {name: port for name, (port, _) in started.items()}
     finally:
-        for _, proc in started.values():
-            proc.terminate()
-        for _, proc in started.values():
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop_groups([proc for _, proc in started.values()])
+
+
+def _stop_groups(procs: list[subprocess.Popen], grace: float = 20.0) -> None:
+    """SIGINT to each server's process group (the server and its code process), SIGKILL after ``grace``.
+
+    Not one wait per server: where SIGINT is ignored (a background job inherits that), a code
+    server ignores SIGTERM too, and four sequential waits cost minutes.
+    """
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
