@@ -8,7 +8,7 @@ here, so a domain declares nothing about Kubernetes.
 
 The charts are rendered by ``helm template`` (the same renderer ``helm install`` uses) and every object
 is checked against the strict schemas of ``kubernetes-validate`` offline, so ``mesh deploy render``
-finds an invalid object without a cluster. Why Helm and our own charts: docs/decisions/0009-k8s-helm.md.
+finds an invalid object without a cluster. Why Helm and our own charts: docs/decisions/0007-kubernetes-releases.md.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ AWS_CONFIG_MAP = f"{PLATFORM_RELEASE}-aws"
 AWS_CONFIG_DIR = "/opt/dagster/aws"
 # files whose content makes a domain's code version: its own folder, the platform library, the dbt projects
 _VERSIONED_SUFFIXES = {".py", ".yaml", ".yml", ".sql", ".json", ".csv", ".toml"}
+# what builds and runs generate inside those folders (bytecode; dbt's manifest, with its build time
+# and local paths, and its logs): never part of a version, or each clone would get its own
+_GENERATED_DIRS = {"__pycache__", "target", "logs", "dbt_packages"}
 
 
 class DeployError(RuntimeError):
@@ -68,7 +71,8 @@ def _files(paths: Iterable[Path]) -> Iterable[Path]:
             yield root
             continue
         for path in sorted(root.rglob("*")):
-            if path.is_file() and path.suffix in _VERSIONED_SUFFIXES and "__pycache__" not in path.parts:
+            generated = _GENERATED_DIRS.intersection(path.relative_to(root).parts)
+            if path.is_file() and path.suffix in _VERSIONED_SUFFIXES and not generated:
                 yield path
 
 
@@ -212,12 +216,10 @@ def validate(objects: Iterable[Mapping[str, Any]], version: str = SCHEMA_VERSION
     return problems
 
 
-def install(helm: Path, release: Release, namespace: str, kubeconfig: Path, *, wait: bool = False) -> str:
+def install(helm: Path, release: Release, namespace: str, kubeconfig: Path) -> str:
     """``helm upgrade --install`` of one release (creates the namespace when missing)."""
     args = ["upgrade", "--install", release.name, str(release.chart), "--namespace", namespace]
     args += ["--create-namespace", "--kubeconfig", str(kubeconfig)]
-    if wait:
-        args.append("--wait")
     return _helm(helm, *args, values=release.values)
 
 
