@@ -4,17 +4,31 @@ The webserver and daemon read the file themselves; the platform reads it to star
 per location (``orchestration.services``), to check every domain's contracts (``mesh validate``)
 and to describe the mesh to a catalog (``lineage``). Only ``python_module`` entries are supported:
 each domain is a package whose ``definitions`` module holds its ``defs``.
+
+A location's **code version** is a digest of what its code server runs: its package, the platform
+library, the lock and its dbt project. The same bytes give the same version in any clone, unlike a
+commit id, which changes with every other domain; local deploys and Kubernetes images are tagged with it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import dagster as dg
 import yaml
+
+from mesh_assets.settings import REPO_ROOT
+
+# files whose content makes a code version: Python, contracts and configs, dbt's SQL and seeds
+_VERSIONED_SUFFIXES = {".py", ".yaml", ".yml", ".sql", ".json", ".csv", ".toml"}
+# what builds and runs generate inside those folders (bytecode; dbt's manifest, with its build time
+# and local paths, and its logs): never part of a version, or each clone would get its own
+_GENERATED_DIRS = {"__pycache__", "target", "logs", "dbt_packages"}
 
 
 class WorkspaceError(ValueError):
@@ -32,6 +46,50 @@ class Location:
     def load(self) -> dg.Definitions:
         """The location's definitions, loaded in this process (resolving ``@dg.definitions``)."""
         return definitions_of(self.import_module())
+
+    def package_dir(self, root: Path = REPO_ROOT, search: Sequence[Path] = ()) -> Path:
+        """The folder of the package holding the location's module, under ``root`` or ``search``
+        (the ``PYTHONPATH`` its code server gets), found without importing it."""
+        relative = Path(*self.module_name.split(".")[:-1])
+        for base in (root, *search):
+            if (base / relative).is_dir():
+                return base / relative
+        raise WorkspaceError(
+            f"location {self.name}: no package folder {relative} under {[str(root), *map(str, search)]}"
+        )
+
+    def code_version(self, root: Path = REPO_ROOT, search: Sequence[Path] = ()) -> str:
+        """The location's code version: its package, the platform library, the lock, its dbt project."""
+        paths = [
+            self.package_dir(root, search),
+            root / "mesh_assets",
+            root / "pyproject.toml",
+            root / "uv.lock",
+        ]
+        paths.append(root / "dbt_projects" / self.name)
+        return content_version([p for p in paths if p.exists()])
+
+
+def content_version(paths: Sequence[Path]) -> str:
+    """A 12-hex digest of the files under ``paths``: their names (relative to each path's parent)
+    and bytes, generated files left out."""
+    digest = hashlib.sha256()
+    for base, path in _files(paths):
+        digest.update(str(path.relative_to(base)).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _files(paths: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
+    for top in paths:
+        if top.is_file():
+            yield top.parent, top
+            continue
+        for path in sorted(top.rglob("*")):
+            generated = _GENERATED_DIRS.intersection(path.relative_to(top).parts)
+            if path.is_file() and path.suffix in _VERSIONED_SUFFIXES and not generated:
+                yield top.parent, path
 
 
 def locations(workspace_file: Path) -> list[Location]:

@@ -62,10 +62,13 @@ def ui(profile: str | None, port: int | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    with DagsterServices(_settings(profile), webserver_port=port) as svc:
+    # a domain that fails to load shows as failed in the UI; the others serve (fix it, `mesh deploy DOMAIN`)
+    with DagsterServices(_settings(profile), webserver_port=port, allow_broken=True) as svc:
+        for name, error in svc.broken.items():
+            click.echo(f"code location {name} failed to load: {error.strip().splitlines()[-1]}", err=True)
         click.echo(
             f"Dagster UI on {svc.url} (profile {svc.profile.value}, instance {svc.dagster_home}, "
-            f"logs {svc.log_dir}); Ctrl-C stops it"
+            f"logs {svc.log_dir}); `mesh deploy DOMAIN` redeploys one domain; Ctrl-C stops it"
         )
         try:
             while True:

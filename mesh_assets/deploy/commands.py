@@ -1,8 +1,13 @@
-"""``mesh deploy``: a release of the platform or of one domain, checked before it is applied.
+"""``mesh deploy``: one domain at a time, on this machine or as a Kubernetes release.
 
-Registered in ``mesh_assets/cli/main.py``. Helm, the charts and the schema check live in
-:mod:`mesh_assets.deploy.k8s`; it and the workspace (which imports Dagster) are imported inside the
-commands, so ``mesh --help`` stays fast.
+* ``mesh deploy DOMAIN`` replaces that domain's code server under the running ``mesh ui`` and
+  reloads it (:mod:`mesh_assets.deploy.local`); ``mesh deploy --status`` lists each location's
+  version and health;
+* ``mesh deploy render|apply DOMAIN|platform`` renders, checks and applies Helm releases
+  (:mod:`mesh_assets.deploy.k8s`).
+
+Registered in ``mesh_assets/cli/main.py``. The deploy modules and the workspace (which import
+Dagster) are imported inside the commands, so ``mesh --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -23,9 +28,103 @@ if TYPE_CHECKING:
 PLATFORM = "platform"
 
 
-@click.group()
-def deploy() -> None:
-    """Releases: the shared Dagster services and each domain on its own (Kubernetes, Helm)."""
+PROFILE = click.option(
+    "--profile",
+    type=click.Choice([p.value for p in Profile]),
+    default=None,
+    help="The profile whose running services (`mesh ui --profile ...`) are deployed to.",
+)
+WORKSPACE_OPTION = click.option(
+    "--workspace",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=REPO_ROOT / "workspace.yaml",
+    show_default=True,
+    help="The workspace whose code locations are the domains.",
+)
+
+
+class _DeployGroup(click.Group):
+    """``mesh deploy DOMAIN ...`` is ``mesh deploy local DOMAIN ...``: the everyday deploy is the short one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["local", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DeployGroup, invoke_without_command=True)
+@click.option("--status", is_flag=True, help="List each location: source and running version, server, UI.")
+@PROFILE
+@WORKSPACE_OPTION
+@click.pass_context
+def deploy(ctx: click.Context, status: bool, profile: str | None, workspace: Path) -> None:
+    """Deploy one domain without touching the others.
+
+    \b
+    mesh deploy DOMAIN            replace DOMAIN's code server under the running `mesh ui`, reload it
+    mesh deploy --status          each location's version (source and running), server and UI state
+    mesh deploy render DOMAIN     print DOMAIN's Kubernetes release, checked offline
+    mesh deploy apply DOMAIN      helm upgrade --install of that one release
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not status:
+        click.echo(ctx.get_help())
+        return
+    from mesh_assets.deploy.local import deploy_status
+    from mesh_assets.workspace import locations
+
+    rows = deploy_status(get_settings(profile), locations(workspace))
+    click.echo(f"{'location':<22} {'source':<13} {'running':<13} {'pid':>7}  {'server':<13} ui")
+    for row in rows:
+        stale = (
+            " (source changed: mesh deploy " + row.name + ")"
+            if row.version and row.version != row.source_version
+            else ""
+        )
+        click.echo(
+            f"{row.name:<22} {row.source_version:<13} {row.version or '-':<13} {row.pid or '-':>7}  "
+            f"{row.server:<13} {row.ui or '-'}{stale}"
+        )
+
+
+@deploy.command("local")
+@click.argument("domain")
+@PROFILE
+@click.option("--force", is_flag=True, help="Redeploy even if the running version is the source's.")
+@click.option(
+    "--drain-timeout",
+    type=float,
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the domain's runs in flight before giving up (nothing replaced).",
+)
+def local_command(domain: str, profile: str | None, force: bool, drain_timeout: float) -> None:
+    """Replace DOMAIN's code server under the running `mesh ui` (also: `mesh deploy DOMAIN`).
+
+    Checks that the domain loads (else the running version keeps serving), waits for its runs in
+    flight, restarts its code server alone and reloads it in the UI; the other domains' servers and
+    their runs are not touched. The daemon picks the new code up within a minute.
+    """
+    from mesh_assets.deploy.local import LocalDeployError, deploy_location
+
+    try:
+        done = deploy_location(
+            get_settings(profile), domain, force=force, drain_timeout=drain_timeout, progress=click.echo
+        )
+    except LocalDeployError as exc:
+        raise click.ClickException(str(exc)) from None
+    if done.unchanged:
+        click.echo(f"{domain}: version {done.version} already serving (pid {done.pid}); --force redeploys it")
+        return
+    steps = ", ".join(f"{step} {seconds:.1f}s" for step, seconds in done.seconds.items())
+    click.echo(
+        f"{domain}: {done.previous} -> {done.version} ({done.image}, pid {done.pid}) in {done.total:.1f}s: {steps}"
+    )
+    for key in done.added:
+        click.echo(f"  + {key}")
+    for key in done.removed:
+        click.echo(f"  - {key}")
 
 
 def _release_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -13,7 +13,6 @@ finds an invalid object without a cluster. Why Helm and our own charts: docs/dec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 import yaml
 
 from mesh_assets.settings import REPO_ROOT, MeshSettings
-from mesh_assets.workspace import Location
+from mesh_assets.workspace import Location, content_version
 
 CHARTS = REPO_ROOT / "deploy" / "k8s" / "charts"
 PLATFORM_RELEASE = "mesh-platform"
@@ -45,11 +44,6 @@ SECRET_KEYS = (
 # the platform release's AWS SDK config (path-style S3 on Ceph), mounted into code servers and runs
 AWS_CONFIG_MAP = f"{PLATFORM_RELEASE}-aws"
 AWS_CONFIG_DIR = "/opt/dagster/aws"
-# files whose content makes a domain's code version: its own folder, the platform library, the dbt projects
-_VERSIONED_SUFFIXES = {".py", ".yaml", ".yml", ".sql", ".json", ".csv", ".toml"}
-# what builds and runs generate inside those folders (bytecode; dbt's manifest, with its build time
-# and local paths, and its logs): never part of a version, or each clone would get its own
-_GENERATED_DIRS = {"__pycache__", "target", "logs", "dbt_packages"}
 
 
 class DeployError(RuntimeError):
@@ -65,40 +59,13 @@ def release_name(domain: str) -> str:
     return f"mesh-{k8s_name(domain)}"
 
 
-def _files(paths: Iterable[Path]) -> Iterable[Path]:
-    for root in paths:
-        if root.is_file():
-            yield root
-            continue
-        for path in sorted(root.rglob("*")):
-            generated = _GENERATED_DIRS.intersection(path.relative_to(root).parts)
-            if path.is_file() and path.suffix in _VERSIONED_SUFFIXES and not generated:
-                yield path
-
-
-def content_version(paths: Sequence[Path], root: Path = REPO_ROOT) -> str:
-    """A 12-hex digest of the files under ``paths`` (names and bytes): the same code gives the same
-    version on any machine and in any clone, unlike a commit id, which changes with every other domain."""
-    digest = hashlib.sha256()
-    for path in _files(paths):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def domain_version(location: Location, root: Path = REPO_ROOT) -> str:
-    """The code version of a domain's image: its package, the platform library, its dbt project if any."""
-    package = root / Path(*location.module_name.split(".")[:-1])
-    paths = [package, root / "mesh_assets", root / "pyproject.toml", root / "uv.lock"]
-    dbt = root / "dbt_projects" / location.name
-    if dbt.is_dir():
-        paths.append(dbt)
-    return content_version([p for p in paths if p.exists()], root)
+    """The code version of a domain's image (:meth:`Location.code_version`): its image tag."""
+    return location.code_version(root)
 
 
 def platform_version(root: Path = REPO_ROOT) -> str:
-    return content_version([root / "mesh_assets", root / "pyproject.toml", root / "uv.lock"], root)
+    return content_version([root / "mesh_assets", root / "pyproject.toml", root / "uv.lock"])
 
 
 def cluster_env(settings: MeshSettings) -> dict[str, str]:

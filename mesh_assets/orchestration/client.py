@@ -95,7 +95,8 @@ class DagsterClient:
 
     # ---- workspace ---------------------------------------------------------------------------
     def locations(self) -> dict[str, dict[str, Any]]:
-        """Each code location: ``status`` (LOADING/LOADED) and ``error`` (its load error, or None)."""
+        """Each code location: ``status`` (LOADING/LOADED), ``ready``, ``error`` (its load error, or
+        None) and ``image`` (what the UI shows as its image: ``mesh/<location>:<code version>``)."""
         data = self.graphql(gql.LOCATIONS, timeout=10)["workspaceOrError"]
         if data["__typename"] != "Workspace":
             raise DagsterClientError(f"workspace: {data.get('message')}")
@@ -108,7 +109,13 @@ class DagsterClient:
             loaded = entry["locationOrLoadError"] or {}
             error = loaded.get("message") if loaded.get("__typename") == "PythonError" else None
             ready = entry["loadStatus"] == "LOADED" and loaded.get("__typename") == "RepositoryLocation"
-            out[entry["name"]] = {"status": entry["loadStatus"], "ready": ready, "error": error}
+            shown = {m["key"]: m["value"] for m in entry.get("displayMetadata") or []}
+            out[entry["name"]] = {
+                "status": entry["loadStatus"],
+                "ready": ready,
+                "error": error,
+                "image": shown.get("image"),
+            }
         return out
 
     def wait_for_locations(
@@ -191,9 +198,17 @@ class DagsterClient:
             raise DagsterClientError(f"launching {paths} in {location} failed ({failure})")
         return result["run"]["runId"]
 
-    def runs(self, *, tags: dict[str, str] | None = None, run_ids: list[str] | None = None) -> list[dict]:
+    def runs(
+        self,
+        *,
+        tags: dict[str, str] | None = None,
+        run_ids: list[str] | None = None,
+        statuses: Iterable[str] = (),
+    ) -> list[dict]:
         """Runs (newest first): ``runId status creationTime startTime endTime tags assetSelection location``."""
         run_filter: dict[str, Any] = {}
+        if statuses:
+            run_filter["statuses"] = list(statuses)
         if tags:
             run_filter["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
         if run_ids:

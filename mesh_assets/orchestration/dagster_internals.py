@@ -36,6 +36,17 @@ def ping_code_server(socket: str, timeout: float = 5.0) -> None:
     DagsterGrpcClient(socket=socket).ping("mesh")
 
 
+def shutdown_code_server(socket: str, timeout: int = 15) -> None:
+    """Ask the code server on ``socket`` to shut down (it ends its API server child too).
+
+    Signals are not reliable for this: a server started under an ignored SIGINT (a background job)
+    ignores SIGINT and SIGTERM alike. The gRPC call has no public client either.
+    """
+    from dagster._grpc.client import DagsterGrpcClient
+
+    DagsterGrpcClient(socket=socket).shutdown_server(timeout=timeout)
+
+
 def instance_from_dir(dagster_home: Path, overrides: dict[str, Any] | None = None) -> dg.DagsterInstance:
     """The instance of ``dagster_home`` with config ``overrides`` applied in this process only.
 

@@ -98,6 +98,7 @@ query MeshLocations {
       locationEntries {
         name
         loadStatus
+        displayMetadata { key value }
         locationOrLoadError {
           __typename
           ... on PythonError { message }

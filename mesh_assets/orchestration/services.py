@@ -20,6 +20,12 @@ Talking to the running services is :class:`~mesh_assets.orchestration.client.Dag
     with DagsterServices(settings, daemon=True) as svc:
         run_id = svc.client.launch_assets("companies", [["companies", "company_master"]])
 
+Each code server serves one location at its **code version** (:meth:`Location.code_version`), shown
+in the UI as the location's image ``mesh/<location>:<version>``. The running services are recorded in
+``<DAGSTER_HOME>/mesh-services.json`` (webserver URL, each code server's pid, socket and version: no
+secret), so that ``mesh deploy DOMAIN`` (:mod:`mesh_assets.deploy.local`) can replace one code server
+while the others keep running; the services stop a replaced server with the rest.
+
 Secrets: the PostgreSQL URL of the lake instance reaches the processes only through their
 environment (``MESH_DAGSTER_PG_URL``, referenced by ``dagster.yaml``); it is never logged.
 """
@@ -27,6 +33,8 @@ environment (``MESH_DAGSTER_PG_URL``, referenced by ``dagster.yaml``); it is nev
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -45,12 +53,13 @@ from mesh_assets.orchestration.client import DagsterClient
 from mesh_assets.orchestration.dagster_internals import ping_code_server
 from mesh_assets.orchestration.instance import instance_env, open_instance, write_instance
 from mesh_assets.settings import REPO_ROOT, MeshSettings
-from mesh_assets.workspace import locations
+from mesh_assets.workspace import Location, locations
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
+STATE_FILE = "mesh-services.json"
 
 
 class ServiceError(RuntimeError):
@@ -71,6 +80,7 @@ class DagsterServices:
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = 300.0,
         log_dir: Path | None = None,
+        allow_broken: bool = False,
     ) -> None:
         self.settings = settings
         self.profile = settings.profile
@@ -81,6 +91,10 @@ class DagsterServices:
         self.workspace = Path(workspace)
         self.startup_timeout = startup_timeout
         self.log_dir = log_dir or settings.profile_home / "logs"
+        # a location that fails to load shows as failed in the UI while the others serve (`mesh ui`);
+        # tests and the demo want every location loaded and fail at start otherwise
+        self.allow_broken = allow_broken
+        self.broken: dict[str, str] = {}
         self._extra_env = dict(extra_env or {})
         self._env: dict[str, str] = {}
         self._procs: list[tuple[str, subprocess.Popen]] = []
@@ -106,6 +120,10 @@ class DagsterServices:
     @property
     def location_names(self) -> list[str]:
         return [loc.name for loc in locations(self.workspace)]
+
+    @property
+    def state_file(self) -> Path:
+        return self.dagster_home / STATE_FILE
 
     # ---- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> DagsterServices:
@@ -160,26 +178,15 @@ class DagsterServices:
         # Unix sockets need short paths (about 100 bytes): a private folder under the system temp
         self._socket_dir = tempfile.mkdtemp(prefix="mesh-grpc-")
         grpc_workspace = []
+        search = python_path(self._env)
+        servers: dict[str, dict[str, Any]] = {}
         try:
             for location in locations(self.workspace):
                 name = location.name
                 sock = os.path.join(self._socket_dir, f"{name[:40]}.sock")
-                self._spawn(
-                    f"code-server-{name}",
-                    [
-                        str(bin_dir / "dagster"),
-                        "code-server",
-                        "start",
-                        "--socket",
-                        sock,
-                        "-m",
-                        location.module_name,
-                        "--location-name",
-                        name,
-                        "--working-directory",
-                        str(REPO_ROOT),
-                    ],
-                )
+                version = location.code_version(REPO_ROOT, search)
+                proc = self._spawn(f"code-server-{name}", code_server_command(location, sock, version))
+                servers[name] = server_record(location, sock, version, proc.pid)
                 grpc_workspace.append({"grpc_server": {"location_name": name, "socket": sock}})
             self._wait_for_code_servers(
                 [e["grpc_server"]["socket"] for e in grpc_workspace], self.startup_timeout
@@ -200,7 +207,21 @@ class DagsterServices:
             )
             if self.daemon:
                 self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace_file)])
-            self.client.wait_for_locations(self.location_names, self.startup_timeout)
+            write_state(
+                self.state_file,
+                {
+                    "url": self.url,
+                    "owner": os.getpid(),
+                    "profile": self.profile.value,
+                    "log_dir": str(self.log_dir),
+                    "started": _now(),
+                    "locations": servers,
+                },
+            )
+            entries = self.client.wait_for_locations(
+                self.location_names, self.startup_timeout, allow_errors=self.allow_broken
+            )
+            self.broken = {n: e["error"] for n, e in entries.items() if e["error"]}
             if self.daemon:
                 self.client.wait_for_daemon(self.startup_timeout)
         except BaseException:
@@ -208,21 +229,29 @@ class DagsterServices:
             raise
 
     def stop(self, timeout: float = 20.0) -> None:
-        """End every process of the group: SIGINT (clean shutdown), then SIGTERM, then SIGKILL."""
-        if self._pgid is not None:
-            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-                if all(p.poll() is not None for _, p in self._procs) and not _group_alive(self._pgid):
-                    break
+        """End every process of the group, and the code servers `mesh deploy` started in their own:
+        SIGINT (clean shutdown), then SIGTERM, then SIGKILL."""
+        groups = [] if self._pgid is None else [self._pgid]
+        groups += [pid for pid in self._replaced().values() if pid]
+
+        def ended() -> bool:
+            return all(p.poll() is not None for _, p in self._procs) and not any(map(_group_alive, groups))
+
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            if ended():
+                break
+            for group in groups:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(self._pgid, sig)
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline:
-                    if all(p.poll() is not None for _, p in self._procs) and not _group_alive(self._pgid):
-                        break
-                    time.sleep(0.2)
+                    os.killpg(group, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and not ended():
+                time.sleep(0.2)
         for _, proc in self._procs:
             with contextlib.suppress(Exception):
                 proc.wait(timeout=1)
+        state = read_state(self.state_file)
+        if state and state.get("owner") == os.getpid():
+            self.state_file.unlink(missing_ok=True)
         self._procs.clear()
         self._pgid = None
         for log in self._logs:
@@ -231,6 +260,18 @@ class DagsterServices:
         if self._socket_dir:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
+
+    def _replaced(self) -> dict[str, int]:
+        """The code servers a deploy replaced: location -> the pid now serving it (0 while deploying)."""
+        state = read_state(self.state_file)
+        if not state or state.get("owner") != os.getpid():
+            return {}
+        ours = {name.removeprefix("code-server-"): p.pid for name, p in self._procs}
+        return {
+            name: int(record.get("pid") or 0)
+            for name, record in state["locations"].items()
+            if ours.get(name) != record.get("pid")
+        }
 
     def _wait_for_code_servers(self, sockets: list[str], timeout: float) -> None:
         """Wait until every code server answers a ping (it then loads its code in the background)."""
@@ -250,12 +291,93 @@ class DagsterServices:
                 time.sleep(0.3)
 
     def check_alive(self) -> None:
-        """Raise ServiceError naming every service that exited (and where its log is)."""
-        dead = [(name, p.returncode) for name, p in self._procs if p.poll() is not None]
+        """Raise ServiceError naming every service that exited (and where its log is); a code server
+        a deploy replaced is checked in its new process."""
+        replaced = self._replaced()
+        dead = [
+            (name, p.returncode)
+            for name, p in self._procs
+            if p.poll() is not None and name.removeprefix("code-server-") not in replaced
+        ]
+        dead += [
+            (f"code-server-{n} (deployed)", "?") for n, pid in replaced.items() if pid and not pid_alive(pid)
+        ]
         if dead:
             raise ServiceError(
                 f"service(s) exited: {', '.join(f'{n} (exit {c})' for n, c in dead)}; see {self.log_dir}"
             )
+
+
+def code_server_command(location: Location, socket_path: str, version: str) -> list[str]:
+    """``dagster code-server start`` of one location on a Unix socket, its version as its image."""
+    return [
+        str(Path(sys.executable).parent / "dagster"),
+        "code-server",
+        "start",
+        "--socket",
+        socket_path,
+        "-m",
+        location.module_name,
+        "--location-name",
+        location.name,
+        "--working-directory",
+        str(REPO_ROOT),
+        # what the UI shows for the location (Deployment > Code locations): the tag its image has
+        # on Kubernetes (deploy/k8s), so the same code shows the same version everywhere
+        "--container-image",
+        location_image(location.name, version),
+    ]
+
+
+def location_image(name: str, version: str, registry: str = "mesh") -> str:
+    return f"{registry}/{name}:{version}"
+
+
+def python_path(env: dict[str, str]) -> list[Path]:
+    """The extra import folders of a process environment (where a location's package may live)."""
+    return [Path(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
+def server_record(location: Location, socket_path: str, version: str, pid: int) -> dict[str, Any]:
+    return {
+        "module": location.module_name,
+        "socket": socket_path,
+        "version": version,
+        "pid": pid,
+        "deployed": _now(),
+    }
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """The running services of an instance (``mesh-services.json``), or None when none run:
+    no file, or its owner (the process that started them) has exited."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if pid_alive(int(state.get("owner", 0))) else None
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Replace the state file at once (a reader never sees half of it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped by its parent, does not)."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -273,13 +395,15 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _free_port(host: str) -> int:
