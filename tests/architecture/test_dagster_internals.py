@@ -38,13 +38,14 @@ def test_the_run_coordinator_config_names_an_importable_class() -> None:
     assert issubclass(cls, RunCoordinator)
 
 
-def test_the_grpc_ping_and_instance_ref_exist() -> None:
+def test_the_grpc_ping_shutdown_and_instance_ref_exist() -> None:
     import inspect
 
     from dagster._core.instance.ref import InstanceRef
     from dagster._grpc.client import DagsterGrpcClient
 
     assert "ping" in dir(DagsterGrpcClient)
+    assert "timeout" in inspect.signature(DagsterGrpcClient.shutdown_server).parameters
     assert "overrides" in inspect.signature(InstanceRef.from_dir).parameters
 
 
