@@ -14,6 +14,7 @@ from mesh_assets.orchestration.services import DagsterServices
 from mesh_assets.settings import REPO_ROOT, MeshSettings
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
+# the sample's domains; a domain added with `mesh new-domain` joins the workspace beside them
 DOMAINS = ["benchmarks", "companies", "emissions", "portfolio_alignment"]
 
 DBT_MODELS = {
@@ -40,6 +41,11 @@ def materialized(settings):
             yield instance, svc, nodes
 
 
+def sample_layers(layers: list[list[str]]) -> list[list[str]]:
+    """The run order restricted to the sample's domains (another domain may share their layers)."""
+    return [kept for layer in layers if (kept := [name for name in layer if name in DOMAINS])]
+
+
 def key(node: runner.AssetNode) -> dg.AssetKey:
     return dg.AssetKey(list(node.path))
 
@@ -47,8 +53,8 @@ def key(node: runner.AssetNode) -> dg.AssetKey:
 def test_each_domain_is_its_own_code_location(materialized):
     _, svc, nodes = materialized
     # every domain its own location, beside the platform's own (the catalog export)
-    assert svc.location_names == [*DOMAINS, "mesh_lineage"]
-    assert set(svc.client.locations()) == {*DOMAINS, "mesh_lineage"}
+    assert {*DOMAINS, "mesh_lineage"} <= set(svc.location_names)
+    assert set(svc.client.locations()) == set(svc.location_names)
     by_location = {loc: sorted(n.path[-1] for n in nodes if n.location == loc) for loc in DOMAINS}
     assert by_location == {
         "benchmarks": ["country_regions", "intensity_pathways", "production_pathways"],
@@ -81,7 +87,7 @@ def test_lineage_crosses_code_locations_and_sets_the_order(materialized):
         "benchmarks/intensity_pathways",
     } <= deps["portfolio_alignment/company_temperature_scores"]
     # emissions' dbt models read companies.company_master: emissions runs after companies
-    assert runner.location_layers(nodes) == [
+    assert sample_layers(runner.location_layers(nodes)) == [
         ["benchmarks"],
         ["companies"],
         ["emissions"],
@@ -92,7 +98,9 @@ def test_lineage_crosses_code_locations_and_sets_the_order(materialized):
 def test_every_run_succeeded_and_is_recorded_against_its_code_location(materialized):
     instance, _, _ = materialized
     runs = instance.get_runs()
-    assert len(runs) == 6 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    runs = [r for r in runs if r.remote_job_origin.location_name in DOMAINS]
+    assert len(runs) == 6
     # one run per domain, and one more for each partitioned product (its whole partition range)
     assert sorted(r.remote_job_origin.location_name for r in runs) == sorted(
         [*DOMAINS, "benchmarks", "emissions"]
@@ -171,7 +179,9 @@ def test_dbt_portfolio_score_equals_the_python_reference(materialized, settings)
 
 def test_mesh_demo_command_prints_tables_and_score(demo):
     out = demo.stdout
-    assert "order: benchmarks  ->  companies  ->  emissions  ->  portfolio_alignment" in out
+    (order,) = [line for line in out.splitlines() if line.startswith("order: ")]
+    layers = [layer.split(" + ") for layer in order.removeprefix("order: ").split("  ->  ")]
+    assert sample_layers(layers) == [["benchmarks"], ["companies"], ["emissions"], ["portfolio_alignment"]]
     for table in [
         "benchmarks.intensity_pathways",
         "companies.company_master",
@@ -190,8 +200,9 @@ def test_mesh_demo_command_prints_tables_and_score(demo):
     # the runs are in the persistent instance the UI reads
     with open_instance(MeshSettings.from_env("local").replace(home=demo.home)) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 6 and all(r.status.value == "SUCCESS" for r in runs)
-        assert {r.remote_job_origin.location_name for r in runs} == set(DOMAINS)
+        assert all(r.status.value == "SUCCESS" for r in runs)
+        assert {r.remote_job_origin.location_name for r in runs} >= set(DOMAINS)
+        assert len([r for r in runs if r.remote_job_origin.location_name in DOMAINS]) == 6
 
 
 def test_dbt_docs_describe_the_staged_models(materialized, settings):

@@ -78,6 +78,54 @@ def ui(profile: str | None, port: int | None) -> None:
             click.echo("stopping the Dagster services")
 
 
+@main.command("new-domain")
+@click.argument("name")
+@click.option(
+    "--owner", default=None, help="The owner's e-mail in the contracts (default <name>-owners@mesh.example)."
+)
+@click.option("--description", default=None, help="One sentence: what the domain's products are.")
+@click.option(
+    "--no-check", is_flag=True, help="Do not load the new location, run its tests or record its snapshot."
+)
+def new_domain_command(name: str, owner: str | None, description: str | None, no_check: bool) -> None:
+    """Create domains/NAME (package, first product and contract, tests, Helm values) and its code location.
+
+    The new domain loads, passes its contract and the test suite at once; nothing outside its folder
+    is edited by hand (the command appends its entry to workspace.yaml and records its graph snapshot).
+    """
+    import subprocess
+
+    from mesh_assets.scaffold.domain import ScaffoldError, new_domain
+
+    try:
+        made = new_domain(name, owner=owner, description=description)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in made.files:
+        click.echo(f"created {path.relative_to(REPO_ROOT)}")
+    click.echo(f"added the code location {name} to workspace.yaml")
+    if not no_check:
+        python = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header"]
+        node = f"tests/architecture/test_location_snapshots.py::test_code_location_graph_matches_its_snapshot[{name}]"
+        for what, args in (
+            ("recording its graph snapshot (tests/architecture)", [node, "--snapshot-update"]),
+            ("running its own tests", [str(made.folder.relative_to(REPO_ROOT) / "tests")]),
+        ):
+            done = subprocess.run(
+                [*python, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                click.echo(done.stdout[-4000:] + done.stderr[-2000:], err=True)
+                raise click.ClickException(f"{what} failed for the new domain {name} (output above)")
+            summary = [line for line in done.stdout.splitlines() if line.strip()][-1:]
+            click.echo(f"{what}: {summary[0].strip('= ') if summary else 'done'}")
+    click.echo(
+        f"next: edit domains/{name}/assets.py and its contracts; `mesh ui` shows it, "
+        f"`mesh deploy {name}` redeploys it under a running `mesh ui`, `mesh deploy render {name}` "
+        "prints its Kubernetes release"
+    )
+
+
 @main.group()
 def infra() -> None:
     """Local services: the lake stack (Ceph RADOS Gateway, PostgreSQL, Trino), a legacy Airflow, Kubernetes."""

@@ -127,7 +127,41 @@ def domain_release(settings: MeshSettings, location: Location, *, registry: str 
         "configMounts": {AWS_CONFIG_MAP: AWS_CONFIG_DIR},
         "runJob": {"serviceAccountName": PLATFORM_RELEASE},
     }
-    return Release(release_name(location.name), CHARTS / "mesh-domain", values)
+    return Release(release_name(location.name), CHARTS / "mesh-domain", _with_domain_values(values, location))
+
+
+# what a domain may decide in its deploy.yaml: its size (the platform derives everything else)
+DOMAIN_VALUE_KEYS = {"replicas": None, "resources": None, "runJob": {"resources", "labels"}}
+
+
+def _with_domain_values(values: dict[str, Any], location: Location) -> dict[str, Any]:
+    """``values`` with the domain's own ``deploy.yaml`` (its folder) merged over them, if it has one."""
+    path = location.package_dir() / "deploy.yaml"
+    if not path.is_file():
+        return values
+    try:
+        own = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DeployError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(own, dict):
+        raise DeployError(f"{path}: expected a mapping of Helm values, got {type(own).__name__}")
+    merged = dict(values)
+    for key, value in own.items():
+        if key not in DOMAIN_VALUE_KEYS:
+            raise DeployError(
+                f"{path}: {key!r} is the platform's to set; a domain sets only {sorted(DOMAIN_VALUE_KEYS)}"
+            )
+        allowed = DOMAIN_VALUE_KEYS[key]
+        if allowed is None:
+            merged[key] = value
+            continue
+        extra = set(value or {}) - allowed
+        if extra:
+            raise DeployError(
+                f"{path}: {key}.{sorted(extra)} is the platform's to set; a domain sets {sorted(allowed)}"
+            )
+        merged[key] = {**merged.get(key, {}), **(value or {})}
+    return merged
 
 
 def find_helm(settings: MeshSettings) -> Path:

@@ -9,6 +9,7 @@ env and secrets its release names.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 from k8s_cluster import LOCATIONS, NAMESPACE, Cluster, releases
@@ -201,3 +202,40 @@ def test_mesh_deploy_apply_installs_one_checked_release_on_the_local_server(clus
     unknown = cluster.mesh("deploy", "apply", "no_such_domain", "--namespace", namespace)
     assert unknown.returncode == 2 and "is not a code location" in unknown.stderr
     assert len(json.loads(cluster.helm_cmd("list", "--namespace", namespace, "--output", "json").stdout)) == 1
+
+
+def test_a_domain_sets_its_own_size_and_nothing_else_in_its_deploy_yaml(tmp_path) -> None:
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    import pytest
+
+    from mesh_assets.settings import MeshSettings
+    from mesh_assets.workspace import Location
+
+    @dataclass(frozen=True)
+    class TmpLocation(Location):
+        def package_dir(self, root: Path = REPO_ROOT, search=()) -> Path:
+            return tmp_path
+
+    (tmp_path / "definitions.py").write_text("")
+    location = TmpLocation("sized", "sized.definitions")
+    settings = MeshSettings.from_env("lake", {})
+    (tmp_path / "deploy.yaml").write_text(
+        "replicas: 2\nresources: {requests: {memory: 256Mi}}\nrunJob: {resources: {limits: {memory: 1Gi}}}\n"
+    )
+    values = k8s.domain_release(settings, location).values
+    assert values["replicas"] == 2 and values["resources"] == {"requests": {"memory": "256Mi"}}
+    # the platform's keys of runJob stay beside the domain's
+    assert values["runJob"] == {
+        "serviceAccountName": k8s.PLATFORM_RELEASE,
+        "resources": {"limits": {"memory": "1Gi"}},
+    }
+    for text, said in (
+        ("image: {repository: evil/image}\n", "'image' is the platform's to set"),
+        ("runJob: {serviceAccountName: admin}\n", "runJob.['serviceAccountName'] is the platform's to set"),
+        ("- not a mapping\n", "expected a mapping"),
+    ):
+        (tmp_path / "deploy.yaml").write_text(text)
+        with pytest.raises(k8s.DeployError, match=re.escape(said)):
+            k8s.domain_release(settings, location)

@@ -34,7 +34,10 @@ def lake_mesh(lake_stack):
 
 def test_every_domain_materializes_into_the_lake(lake_mesh):
     settings, instance, nodes, runs = lake_mesh
-    assert len(runs) == 6 and all(r.succeeded for r in runs)
+    assert all(r.succeeded for r in runs)
+    # one run per sample domain and one per partitioned product; a domain added later adds its own
+    sample = ("benchmarks", "companies", "emissions", "portfolio_alignment")
+    assert len([r for r in runs if r.location in sample]) == 6
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     for node in nodes:
         metadata = instance.get_latest_materialization_event(

@@ -62,6 +62,21 @@ def sample_model(settings, location_definitions):
     return build_model(settings, definitions=location_definitions, with_instance=False)
 
 
+# the locations the golden request log was recorded with (the sample mesh): a domain added later
+# (`mesh new-domain`) is exported by every other test, and leaves the golden file as it is
+SAMPLE_LOCATIONS = ("benchmarks", "companies", "emissions", "portfolio_alignment", "mesh_lineage")
+
+
+@pytest.fixture(scope="module")
+def golden_model(settings, location_definitions):
+    """The sample mesh's locations only, without instance state."""
+    from mesh_assets.lineage.model import build_model
+
+    sample = {n: d for n, d in location_definitions.items() if n in SAMPLE_LOCATIONS}
+    assert set(sample) == set(SAMPLE_LOCATIONS), f"a sample location is missing: {sorted(sample)}"
+    return build_model(settings, definitions=sample, with_instance=False)
+
+
 @pytest.fixture(scope="session")
 def sdk() -> None:
     """Import the SDK once for the session (and warm its models)."""

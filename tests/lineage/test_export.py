@@ -38,8 +38,8 @@ def dagster_graph(
     return nodes, edges
 
 
-def test_request_log_of_the_sample_mesh_matches_the_golden_file(settings, sample_model, server, state_path):
-    _export(settings, sample_model, server, state_path)
+def test_request_log_of_the_sample_mesh_matches_the_golden_file(settings, golden_model, server, state_path):
+    _export(settings, golden_model, server, state_path)
     log = [{k: r[k] for k in ("method", "path", "query", "body")} for r in server.store.log]
     if os.environ.get("MESH_UPDATE_GOLDEN") == "1" or (
         not GOLDEN.exists() and os.environ.get("CI", "").lower() != "true"

@@ -1,0 +1,1 @@
+"""Scaffolding: new domains from the platform's templates (``mesh new-domain``)."""

@@ -1,0 +1,124 @@
+"""``mesh new-domain NAME``: a domain that loads, checks and passes the test suite from its first commit.
+
+A domain is a folder, ``domains/<name>/``, and one entry in ``workspace.yaml``: nothing else in the
+repository names it. The templates (``templates/domain/``) give it a package whose code location is
+built by the platform, a first product kept as code (a reference table from a CSV in the folder)
+with its ODCS contract, tests of its own (collected by the suite from ``domains/*/tests``) and the
+Helm values of its own release (``deploy.yaml``: its size only). The domain's team then replaces the
+first product with theirs; everything the platform does for a product (Iceberg table, blocking
+contract check, lineage, deploys, catalog export) applies to it unchanged.
+
+Everything is written to a temporary folder and moved into place at once, and the workspace entry
+is appended last: a refused name or a failed write leaves the repository as it was.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mesh_assets.settings import REPO_ROOT
+from mesh_assets.workspace import WorkspaceError, locations
+
+TEMPLATES = Path(__file__).parent / "templates" / "domain"
+NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+# names the platform uses for itself (a release, a location, a package of the repository)
+RESERVED = {"platform", "mesh_lineage", "mesh_assets", "domains", "tests", "bench", "deploy"}
+
+
+class ScaffoldError(ValueError):
+    """The domain cannot be created; the message says why and what to choose instead."""
+
+
+@dataclass(frozen=True)
+class Scaffolded:
+    name: str
+    folder: Path
+    files: list[Path]
+
+
+def new_domain(
+    name: str,
+    *,
+    owner: str | None = None,
+    description: str | None = None,
+    root: Path = REPO_ROOT,
+    workspace: Path | None = None,
+) -> Scaffolded:
+    """Create ``domains/<name>/`` from the templates and add its code location to the workspace."""
+    workspace = workspace or root / "workspace.yaml"
+    folder = root / "domains" / name
+    _check_name(name, folder, workspace)
+    values = {
+        "domain": name,
+        "title": name.replace("_", " ").capitalize(),
+        "owner": owner or f"{name.replace('_', '-')}-owners@mesh.example",
+        "description": (description or f"the {name.replace('_', ' ')} domain's data products.").rstrip(),
+    }
+    staging = Path(tempfile.mkdtemp(prefix=f".new-{name}-", dir=folder.parent))
+    try:
+        written = []
+        for template in sorted(TEMPLATES.rglob("*.tmpl")):
+            relative = template.relative_to(TEMPLATES).with_suffix("")  # drops .tmpl
+            target = staging / str(relative).replace("__domain__", name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(_render(template, values))
+            written.append(folder / target.relative_to(staging))
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        _add_location(workspace, name)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return Scaffolded(name, folder, written)
+
+
+def _check_name(name: str, folder: Path, workspace: Path) -> None:
+    if not NAME.match(name) or keyword.iskeyword(name) or name in RESERVED:
+        raise ScaffoldError(
+            f"{name!r} cannot name a domain: use 2-41 lower-case letters, digits and underscores, starting "
+            f"with a letter (it becomes a Python package, a schema and a Kubernetes name), not one of {sorted(RESERVED)}"
+        )
+    if folder.exists():
+        raise ScaffoldError(f"{folder} already exists: the domain {name!r} is there already")
+    try:
+        taken = {loc.name for loc in locations(workspace)}
+    except WorkspaceError as exc:
+        raise ScaffoldError(str(exc)) from None
+    if name in taken:
+        raise ScaffoldError(f"{workspace} already has a code location named {name!r}")
+
+
+def _render(template: Path, values: dict[str, str]) -> str:
+    text = template.read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    if "{{" in text:
+        raise ScaffoldError(
+            f"template {template} has a placeholder no value fills: {text[text.index('{{') :][:40]}"
+        )
+    return text
+
+
+def _add_location(workspace: Path, name: str) -> None:
+    """Append the domain's entry, keeping the file's comments; checked by reading it back."""
+    text = workspace.read_text()
+    entry = (
+        f"  - python_module:\n      module_name: domains.{name}.definitions\n      location_name: {name}\n"
+    )
+    updated = text if text.endswith("\n") else text + "\n"
+    tmp = workspace.with_name(f".{workspace.name}.new")
+    tmp.write_text(updated + entry)
+    try:
+        if name not in {loc.name for loc in locations(tmp)}:
+            raise ScaffoldError(f"could not add {name} to {workspace}: edit it by hand ({entry.strip()})")
+        tmp.replace(workspace)
+    finally:
+        tmp.unlink(missing_ok=True)
