@@ -18,7 +18,8 @@ fi
 # platform from source on every start (`import dagster` about 5 s instead of 1.5 s on 2 cores).
 # uv compiles what it installs into .venv; the project itself is an editable install, so its
 # packages are compiled here too (.pyc files are git-ignored; a file edited later is recompiled).
-"${uv[@]}" sync --frozen --quiet --compile-bytecode
+# --all-packages: the platform and every domain package of the uv workspace (one lock)
+"${uv[@]}" sync --frozen --all-packages --quiet --compile-bytecode
 packages=()
 for d in mesh_assets domains bench; do [[ -d "$d" ]] && packages+=("$d"); done
 # an optimisation only: a module that does not compile fails with a better message when imported

@@ -1,8 +1,8 @@
 """``mesh new-domain NAME``: a domain that loads, checks and passes the test suite from its first commit.
 
 A domain is a folder, ``domains/<name>/``, and one entry in ``workspace.yaml``: nothing else in the
-repository names it. The templates (``templates/domain/``) give it a package whose code location is
-built by the platform, a first product kept as code (a reference table from a CSV in the folder)
+repository names it. The templates (``templates/domain/``) give it a package of its own (a member of the
+uv workspace, added to the one lock) whose code location is built by the platform, a first product kept as code (a reference table from a CSV in the folder)
 with its ODCS contract, tests of its own (collected by the suite from ``domains/*/tests``) and the
 Helm values of its own release (``deploy.yaml``: its size only). The domain's team then replaces the
 first product with theirs; everything the platform does for a product (Iceberg table, blocking
@@ -17,6 +17,8 @@ from __future__ import annotations
 import keyword
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +59,11 @@ def new_domain(
         "domain": name,
         "title": name.replace("_", " ").capitalize(),
         "owner": owner or f"{name.replace('_', '-')}-owners@mesh.example",
-        "description": (description or f"the {name.replace('_', ' ')} domain's data products.").rstrip(),
+        # one line, no quotes or backslashes: it goes into a docstring and a TOML string
+        "description": " ".join(
+            (description or f"the {name.replace('_', ' ')} domain's data products.").replace('"', "'").split()
+        ).replace("\\", "/"),
+        "package": name.replace("_", "-"),
     }
     staging = Path(tempfile.mkdtemp(prefix=f".new-{name}-", dir=folder.parent))
     try:
@@ -72,12 +78,44 @@ def new_domain(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    lock = root / "uv.lock"
+    before = lock.read_bytes() if lock.exists() else None
+    workspace_before = workspace.read_bytes()
     try:
         _add_location(workspace, name)
+        _lock(root)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
+        workspace.write_bytes(workspace_before)
+        if before is not None:
+            lock.write_bytes(before)
         raise
     return Scaffolded(name, folder, written)
+
+
+def find_uv() -> list[str]:
+    """The uv command, found as scripts/bootstrap.sh finds it (``python3 -m uv``, else ``uv``)."""
+    candidates = [[sys.executable, "-m", "uv"], ["python3", "-m", "uv"], ["uv"]]
+    for command in candidates:
+        if shutil.which(command[0]) is None and not Path(command[0]).is_file():
+            continue
+        probe = subprocess.run([*command, "--version"], capture_output=True, text=True, check=False)
+        if probe.returncode == 0:
+            return command
+    raise ScaffoldError("uv is not installed: run scripts/bootstrap.sh (it installs uv), then try again")
+
+
+def _lock(root: Path) -> None:
+    """Add the new package to the workspace's one lock (its dependencies are the locked ones)."""
+    done = subprocess.run(
+        [*find_uv(), "lock", "--quiet", "--no-python-downloads"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ScaffoldError(f"`uv lock` failed, nothing was created:\n{done.stderr.strip()[-3000:]}")
 
 
 def _check_name(name: str, folder: Path, workspace: Path) -> None:

@@ -75,6 +75,7 @@ def mesh(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_bad_or_taken_name_is_refused_and_changes_nothing(repo: Path) -> None:
     workspace = (repo / "workspace.yaml").read_text()
+    lock = (repo / "uv.lock").read_text()
     domains = sorted(p.name for p in (repo / "domains").iterdir())
     for name, said in (
         ("companies", "already exists"),
@@ -86,6 +87,7 @@ def test_a_bad_or_taken_name_is_refused_and_changes_nothing(repo: Path) -> None:
         assert result.returncode == 1, result.stdout
         assert said in result.stderr, result.stderr
     assert (repo / "workspace.yaml").read_text() == workspace
+    assert (repo / "uv.lock").read_text() == lock
     assert sorted(p.name for p in (repo / "domains").iterdir()) == domains
 
 
@@ -102,6 +104,7 @@ def test_new_domain_loads_materializes_and_passes_the_workspace_wide_tests(repo:
         "contracts/reference_codes.odcs.yaml",
         f"tests/test_{NAME}_domain.py",
         "deploy.yaml",
+        "pyproject.toml",
     ):
         assert (folder / relative).is_file(), relative
     entries = yaml.safe_load((repo / "workspace.yaml").read_text())["load_from"]
@@ -109,6 +112,8 @@ def test_new_domain_loads_materializes_and_passes_the_workspace_wide_tests(repo:
         e["python_module"] for e in entries
     ]
     assert f"[{NAME}]" in (repo / "tests/architecture/__snapshots__/test_location_snapshots.ambr").read_text()
+    # its own package, in the workspace's one lock (tests/architecture checks its wheel)
+    assert 'name = "mesh-domain-demo-domain"' in (repo / "uv.lock").read_text()
     contract = yaml.safe_load((folder / "contracts/reference_codes.odcs.yaml").read_text())
     assert contract["team"]["members"] == [{"username": "shipping-team@example.org", "role": "owner"}]
 
