@@ -33,8 +33,9 @@ from mesh_assets.lakehouse.io_manager import IcebergIOManager
 from mesh_assets.lakehouse.maintenance import maintenance_job, maintenance_schedule
 from mesh_assets.lakehouse.trino import TrinoResource
 from mesh_assets.orchestration.automation import DomainGraph, domain_sensors
+from mesh_assets.orchestration.landing import LandingRawInputs, ingestion_job, landing_sensor
 from mesh_assets.resources import MeshResource
-from mesh_assets.settings import REPO_ROOT, MeshSettings, get_settings
+from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, get_settings
 from mesh_assets.workspace import domain_of
 
 
@@ -124,10 +125,14 @@ def resources_for(settings: MeshSettings, domain: str = "", read_grants: str = "
     its consumed products' contracts give it: the IO manager checks them before every read/write.
     """
     mesh = MeshResource.of(settings)
+    raw = RawInputs(root=str(settings.raw_dir))
+    if settings.profile is Profile.LAKE and domain:
+        # a run started by the domain's landing sensor reads its drop from the landing bucket
+        raw = LandingRawInputs(root=str(settings.raw_dir), mesh=mesh, domain=domain)
     return {
         "mesh": mesh,
         "io_manager": IcebergIOManager(mesh=mesh, domain=domain, read_grants=read_grants),
-        "raw": RawInputs(root=str(settings.raw_dir)),
+        "raw": raw,
         "trino": TrinoResource(mesh=mesh),
     }
 
@@ -175,6 +180,10 @@ def build_domain_definitions(
     external = [dg.AssetSpec(key) for key in graph.consumed()]
     grants = _read_grants(domain, modules, graph.consumed())
     maintenance = maintenance_job(domain)
+    landing: list[dg.SensorDefinition] = []
+    if settings.profile is Profile.LAKE and (ingest := ingestion_job(domain, assets)) is not None:
+        jobs = [*jobs, ingest]
+        landing = [landing_sensor(domain, ingest, settings.trigger_interval)]
     return dg.Definitions(
         assets=[*assets, *external],
         asset_checks=[
@@ -183,7 +192,7 @@ def build_domain_definitions(
         ],
         jobs=[*jobs, maintenance],
         schedules=[*schedules, maintenance_schedule(maintenance)],
-        sensors=[*sensors, *domain_sensors(domain, graph, settings.trigger_interval)],
+        sensors=[*sensors, *domain_sensors(domain, graph, settings.trigger_interval), *landing],
         resources=resources_for(settings, domain, grants),
         # Steps run inside the run's process: a domain's steps are small, and starting a Python
         # process per step (the multiprocess default) costs more than the step on a small machine.

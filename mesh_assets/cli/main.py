@@ -85,10 +85,20 @@ def ui(profile: str | None, port: int | None) -> None:
 )
 @click.option("--description", default=None, help="One sentence: what the domain's products are.")
 @click.option(
+    "--dbt",
+    "with_dbt",
+    is_flag=True,
+    help="Also a dbt project, dbt_projects/NAME: a first mart and its contract.",
+)
+@click.option(
     "--no-check", is_flag=True, help="Do not load the new location, run its tests or record its snapshot."
 )
-def new_domain_command(name: str, owner: str | None, description: str | None, no_check: bool) -> None:
+def new_domain_command(
+    name: str, owner: str | None, description: str | None, with_dbt: bool, no_check: bool
+) -> None:
     """Create domains/NAME (package, first product and contract, tests, Helm values) and its code location.
+
+    With --dbt, also dbt_projects/NAME: a staging model of the first product and a mart with its contract.
 
     The new domain loads, passes its contract and the test suite at once; nothing outside its folder
     is edited by hand (the command appends its entry to workspace.yaml and records its graph snapshot).
@@ -98,12 +108,18 @@ def new_domain_command(name: str, owner: str | None, description: str | None, no
     from mesh_assets.scaffold.domain import ScaffoldError, new_domain
 
     try:
-        made = new_domain(name, owner=owner, description=description)
+        made = new_domain(name, owner=owner, description=description, dbt=with_dbt)
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from None
     for path in made.files:
         click.echo(f"created {path.relative_to(REPO_ROOT)}")
-    click.echo(f"added the code location {name} to workspace.yaml")
+    click.echo(f"added the code location {name} to workspace.yaml and its package to uv.lock")
+    if with_dbt:
+        from mesh_assets.dbt.prepare import prepare
+
+        # the code location reads the manifest, built here as `mesh dbt prepare` builds it
+        manifest = prepare(REPO_ROOT / "dbt_projects" / name, _settings(None))
+        click.echo(f"prepared {manifest.relative_to(REPO_ROOT)}")
     if not no_check:
         python = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header"]
         node = f"tests/architecture/test_location_snapshots.py::test_code_location_graph_matches_its_snapshot[{name}]"

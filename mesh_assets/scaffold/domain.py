@@ -26,7 +26,9 @@ from pathlib import Path
 from mesh_assets.settings import REPO_ROOT
 from mesh_assets.workspace import WorkspaceError, locations
 
-TEMPLATES = Path(__file__).parent / "templates" / "domain"
+TEMPLATES = Path(__file__).parent / "templates"
+# a placeholder left unfilled ({{name}}; dbt's Jinja, `{{ ref(...) }}`, has spaces and is kept)
+PLACEHOLDER = re.compile(r"\{\{[a-z_]+\}\}")
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 # names the platform uses for itself (a release, a location, a package of the repository)
 RESERVED = {"platform", "mesh_lineage", "mesh_assets", "domains", "tests", "bench", "deploy"}
@@ -48,13 +50,18 @@ def new_domain(
     *,
     owner: str | None = None,
     description: str | None = None,
+    dbt: bool = False,
     root: Path = REPO_ROOT,
     workspace: Path | None = None,
 ) -> Scaffolded:
-    """Create ``domains/<name>/`` from the templates and add its code location to the workspace."""
+    """Create ``domains/<name>/`` (and, with ``dbt``, ``dbt_projects/<name>/`` with a first mart and
+    its contract) from the templates and add its code location to the workspace."""
     workspace = workspace or root / "workspace.yaml"
     folder = root / "domains" / name
+    dbt_folder = root / "dbt_projects" / name
     _check_name(name, folder, workspace)
+    if dbt and dbt_folder.exists():
+        raise ScaffoldError(f"{dbt_folder} already exists: remove it or choose another name")
     values = {
         "domain": name,
         "title": name.replace("_", " ").capitalize(),
@@ -65,18 +72,26 @@ def new_domain(
         ).replace("\\", "/"),
         "package": name.replace("_", "-"),
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".new-{name}-", dir=folder.parent))
+    layout = [(TEMPLATES / "domain", folder)]
+    if dbt:
+        layout += [(TEMPLATES / "domain_dbt", folder), (TEMPLATES / "dbt", dbt_folder)]
+    written: list[Path] = []
+    moved: list[Path] = []
     try:
-        written = []
-        for template in sorted(TEMPLATES.rglob("*.tmpl")):
-            relative = template.relative_to(TEMPLATES).with_suffix("")  # drops .tmpl
-            target = staging / str(relative).replace("__domain__", name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(_render(template, values))
-            written.append(folder / target.relative_to(staging))
-        staging.rename(folder)
+        for target in dict.fromkeys(t for _, t in layout):  # each target folder, staged then moved at once
+            staging = Path(tempfile.mkdtemp(prefix=f".new-{name}-", dir=target.parent))
+            try:
+                for source, into in layout:
+                    if into == target:
+                        written += _render_tree(source, staging, target, values)
+                staging.rename(target)
+                moved.append(target)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for target in moved:
+            shutil.rmtree(target, ignore_errors=True)
         raise
     lock = root / "uv.lock"
     before = lock.read_bytes() if lock.exists() else None
@@ -85,7 +100,8 @@ def new_domain(
         _add_location(workspace, name)
         _lock(root)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        for target in moved:
+            shutil.rmtree(target, ignore_errors=True)
         workspace.write_bytes(workspace_before)
         if before is not None:
             lock.write_bytes(before)
@@ -134,14 +150,25 @@ def _check_name(name: str, folder: Path, workspace: Path) -> None:
         raise ScaffoldError(f"{workspace} already has a code location named {name!r}")
 
 
+def _render_tree(source: Path, staging: Path, target: Path, values: dict[str, str]) -> list[Path]:
+    """Render every ``*.tmpl`` under ``source`` into ``staging``; the paths they will have under ``target``."""
+    written = []
+    for template in sorted(source.rglob("*.tmpl")):
+        relative = Path(
+            str(template.relative_to(source).with_suffix("")).replace("__domain__", values["domain"])
+        )
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        (staging / relative).write_text(_render(template, values))
+        written.append(target / relative)
+    return written
+
+
 def _render(template: Path, values: dict[str, str]) -> str:
     text = template.read_text()
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
-    if "{{" in text:
-        raise ScaffoldError(
-            f"template {template} has a placeholder no value fills: {text[text.index('{{') :][:40]}"
-        )
+    if left := PLACEHOLDER.search(text):
+        raise ScaffoldError(f"template {template} has a placeholder no value fills: {left.group()}")
     return text
 
 

@@ -77,12 +77,7 @@ def test_a_bad_or_taken_name_is_refused_and_changes_nothing(repo: Path) -> None:
     workspace = (repo / "workspace.yaml").read_text()
     lock = (repo / "uv.lock").read_text()
     domains = sorted(p.name for p in (repo / "domains").iterdir())
-    for name, said in (
-        ("companies", "already exists"),
-        ("Bad-Name", "cannot name a domain"),
-        ("platform", "cannot name a domain"),
-        ("class", "cannot name a domain"),
-    ):
+    for name, said in (("companies", "already exists"), ("Bad-Name", "cannot name a domain")):
         result = mesh(repo, "new-domain", name)
         assert result.returncode == 1, result.stdout
         assert said in result.stderr, result.stderr
@@ -92,9 +87,10 @@ def test_a_bad_or_taken_name_is_refused_and_changes_nothing(repo: Path) -> None:
 
 
 def test_new_domain_loads_materializes_and_passes_the_workspace_wide_tests(repo: Path) -> None:
-    made = mesh(repo, "new-domain", NAME, "--owner", "shipping-team@example.org")
+    made = mesh(repo, "new-domain", NAME, "--owner", "shipping-team@example.org", "--dbt")
     assert made.returncode == 0, made.stdout + made.stderr
-    # the command ran the domain's own tests: its transform, and its product materialized under its contract
+    # the command ran the domain's own tests: its transform, and its products (the Python asset and
+    # the dbt mart) materialized under their contracts
     assert re.search(r"running its own tests: [0-9]+ passed", made.stdout), made.stdout
     folder = repo / "domains" / NAME
     for relative in (
@@ -105,13 +101,19 @@ def test_new_domain_loads_materializes_and_passes_the_workspace_wide_tests(repo:
         f"tests/test_{NAME}_domain.py",
         "deploy.yaml",
         "pyproject.toml",
+        "contracts/reference_code_summary.odcs.yaml",
+        f"../../dbt_projects/{NAME}/models/marts/reference_code_summary.sql",
+        f"../../dbt_projects/{NAME}/target/manifest.json",
     ):
         assert (folder / relative).is_file(), relative
     entries = yaml.safe_load((repo / "workspace.yaml").read_text())["load_from"]
     assert {"module_name": f"domains.{NAME}.definitions", "location_name": NAME} in [
         e["python_module"] for e in entries
     ]
-    assert f"[{NAME}]" in (repo / "tests/architecture/__snapshots__/test_location_snapshots.ambr").read_text()
+    snapshots = (repo / "tests/architecture/__snapshots__/test_location_snapshots.ambr").read_text()
+    assert f"[{NAME}]" in snapshots
+    # the dbt mart is an asset of the location, governed by its contract (dbt tests and contract as checks)
+    assert f"'{NAME}/reference_code_summary'" in snapshots
     # its own package, in the workspace's one lock (tests/architecture checks its wheel)
     assert 'name = "mesh-domain-demo-domain"' in (repo / "uv.lock").read_text()
     contract = yaml.safe_load((folder / "contracts/reference_codes.odcs.yaml").read_text())
@@ -132,3 +134,16 @@ def test_new_domain_loads_materializes_and_passes_the_workspace_wide_tests(repo:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["resources"]["requests"]["memory"] == "384Mi"
     assert container["image"].startswith(f"mesh/{NAME.replace('_', '-')}:")
+
+
+@pytest.mark.parametrize("name", ["platform", "mesh_lineage", "class", "x", "9lives", "has-dash", "Upper"])
+def test_names_the_platform_uses_or_python_refuses_are_refused_before_anything_is_written(
+    tmp_path, name
+) -> None:
+    from mesh_assets.scaffold.domain import ScaffoldError, new_domain
+
+    (tmp_path / "domains").mkdir()
+    (tmp_path / "workspace.yaml").write_text("load_from: []\n")
+    with pytest.raises(ScaffoldError, match="cannot name a domain"):
+        new_domain(name, root=tmp_path)
+    assert list((tmp_path / "domains").iterdir()) == []
