@@ -311,7 +311,9 @@ wait_until() {
         if "$@" >/dev/null 2>&1; then
             return 0
         fi
-        if [[ -n "${WAIT_PIDFILE:-}" ]] && ! pidfile_alive "$WAIT_PIDFILE" "$WAIT_PATTERN" >/dev/null; then
+        # the pid alone: just after start_daemon the process may still be the subshell that execs
+        # the daemon (its command line is not the daemon's yet), which a pattern would call dead
+        if [[ -n "${WAIT_PIDFILE:-}" ]] && ! pid_alive "$(head -n1 "$WAIT_PIDFILE" 2>/dev/null | tr -dc '0-9')"; then
             log "the process behind $WAIT_PIDFILE died while waiting for: $what"
             return 1
         fi

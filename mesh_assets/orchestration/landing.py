@@ -40,6 +40,9 @@ S3Client = Any
 DROPS = "drops/"
 READY = "_SUCCESS"
 DROP_TAG = "mesh/landing_drop"
+# a drop waits at most this long for its run: no need to list the bucket at the cross-domain
+# triggers' pace (and the daemon evaluates every sensor of the mesh in turn)
+MIN_INTERVAL = 30
 
 
 def landing_bucket(settings: MeshSettings, domain: str) -> str:
@@ -198,7 +201,7 @@ def landing_sensor(domain: str, job: dg.UnresolvedAssetJobDefinition, interval: 
     @dg.sensor(
         name=f"{domain}__on_landing_drop",
         job=job,
-        minimum_interval_seconds=interval,
+        minimum_interval_seconds=max(interval, MIN_INTERVAL),
         default_status=dg.DefaultSensorStatus.RUNNING,
         required_resource_keys={"mesh"},
         description=f"Ingests each complete drop (drops/<id>/ with a {READY} marker) of {domain}'s landing bucket.",
