@@ -38,12 +38,14 @@ from mesh_assets.orchestration.dagster_internals import ping_code_server, shutdo
 from mesh_assets.orchestration.instance import instance_env
 from mesh_assets.orchestration.services import (
     STATE_FILE,
+    ServiceError,
     code_server_command,
     location_image,
     pid_alive,
     python_path,
     read_state,
     server_record,
+    wait_for_code_servers,
     write_state,
 )
 from mesh_assets.settings import REPO_ROOT, MeshSettings
@@ -314,18 +316,16 @@ def _stop_server(pid: int, socket_path: str, timeout: float = 30.0) -> None:
 
 
 def _wait_for_server(proc: subprocess.Popen, socket_path: str, timeout: float, log_dir: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def alive() -> None:
         if proc.poll() is not None:
             raise LocalDeployError(
                 f"the new code server exited ({proc.returncode}); see {log_dir}/code-server-*.log"
             )
-        with contextlib.suppress(Exception):
-            ping_code_server(socket_path)
-            return
-        if time.monotonic() > deadline:
-            raise LocalDeployError(f"the new code server does not answer after {timeout:.0f}s; see {log_dir}")
-        time.sleep(0.3)
+
+    try:
+        wait_for_code_servers([socket_path], timeout, alive)
+    except ServiceError as exc:
+        raise LocalDeployError(f"the new code server does not answer: {exc}; see {log_dir}") from None
 
 
 def _asset_keys(client: DagsterClient, name: str) -> set[str]:

@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,8 +188,8 @@ class DagsterServices:
                 proc = self._spawn(f"code-server-{name}", code_server_command(location, sock, version))
                 servers[name] = server_record(location, sock, version, proc.pid)
                 grpc_workspace.append({"grpc_server": {"location_name": name, "socket": sock}})
-            self._wait_for_code_servers(
-                [e["grpc_server"]["socket"] for e in grpc_workspace], self.startup_timeout
+            wait_for_code_servers(
+                [e["grpc_server"]["socket"] for e in grpc_workspace], self.startup_timeout, self.check_alive
             )
             workspace_file = Path(self._socket_dir) / "workspace.yaml"
             workspace_file.write_text(yaml.safe_dump({"load_from": grpc_workspace}, sort_keys=False))
@@ -273,23 +273,6 @@ class DagsterServices:
             if ours.get(name) != record.get("pid")
         }
 
-    def _wait_for_code_servers(self, sockets: list[str], timeout: float) -> None:
-        """Wait until every code server answers a ping (it then loads its code in the background)."""
-        deadline = time.monotonic() + timeout
-        pending = list(sockets)
-        while pending:
-            self.check_alive()
-            for sock in list(pending):
-                if not os.path.exists(sock):
-                    continue
-                with contextlib.suppress(Exception):
-                    ping_code_server(sock)
-                    pending.remove(sock)
-            if pending and time.monotonic() > deadline:
-                raise ServiceError(f"code servers not answering after {timeout:.0f}s: {pending}")
-            if pending:
-                time.sleep(0.3)
-
     def check_alive(self) -> None:
         """Raise ServiceError naming every service that exited (and where its log is); a code server
         a deploy replaced is checked in its new process."""
@@ -306,6 +289,25 @@ class DagsterServices:
             raise ServiceError(
                 f"service(s) exited: {', '.join(f'{n} (exit {c})' for n, c in dead)}; see {self.log_dir}"
             )
+
+
+def wait_for_code_servers(sockets: list[str], timeout: float, alive: Callable[[], None]) -> None:
+    """Wait until every code server answers a ping (it then loads its code in the background);
+    ``alive`` is called between attempts and raises when a server has exited."""
+    deadline = time.monotonic() + timeout
+    pending = list(sockets)
+    while pending:
+        alive()
+        for sock in list(pending):
+            if not os.path.exists(sock):
+                continue
+            with contextlib.suppress(Exception):
+                ping_code_server(sock)
+                pending.remove(sock)
+        if pending and time.monotonic() > deadline:
+            raise ServiceError(f"code servers not answering after {timeout:.0f}s: {pending}")
+        if pending:
+            time.sleep(0.3)
 
 
 def code_server_command(location: Location, socket_path: str, version: str) -> list[str]:

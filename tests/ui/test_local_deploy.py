@@ -30,13 +30,6 @@ from mesh_assets.settings import MeshSettings
 
 pytestmark = pytest.mark.slow
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # conftest's `chromium` fixture fails (CI) or skips (locally) with the reason
-    if os.environ.get("CI", "").lower() == "true":
-        raise
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
-
 PACKAGE = "mesh_deploy_probe"
 RUN_TIMEOUT = 600.0  # seconds: generous ceilings, the machine is shared with the rest of the suite
 UI_TIMEOUT = 120_000  # milliseconds
@@ -240,7 +233,10 @@ def test_redeploying_one_domain_leaves_the_others_and_their_runs_alone(probe: di
     shown = svc.client.locations()["changing"]
     assert shown["ready"] and shown["image"] == f"mesh/changing:{done.version}" != shown_before
 
-    # the UI: the code location's new version, and the new asset
+    # the UI: the code location's new version, and the new asset (`page` fails or skips first
+    # when there is no browser, as tests/ui/conftest.py says)
+    from playwright.sync_api import expect
+
     page.goto(f"{svc.url}/locations")
     expect(page.get_by_text(f"mesh/changing:{done.version}")).to_be_visible(timeout=UI_TIMEOUT)
     shots.take(page, "deploy-code-locations")
