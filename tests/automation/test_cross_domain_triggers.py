@@ -1,8 +1,9 @@
 """Cross-domain triggers and SLAs, driven by the real daemon and webserver on the real workspace.
 
-One module-scoped set of services per profile (local: SQLite instance and catalog in a tmp
-MESH_HOME; lake: the PostgreSQL instance and Ceph/PostgreSQL catalog of the running lake stack,
-with a tmp DAGSTER_HOME). The tests run in order and share the instance:
+One module-scoped set of services on the embedded profile (SQLite instance and catalog in a tmp
+MESH_HOME). The same sensors on the lake profile (PostgreSQL instance, Iceberg on Ceph, dbt on
+Trino) publish the whole mesh in ``tests/lake/test_lake_profile.py``; the rules they apply do not
+depend on the storage, so the cases below run once. The tests run in order and share the instance:
 
 1. publishing benchmarks and emissions makes the sensors run companies, then portfolio_alignment;
 2. an emissions run whose blocking contract check fails triggers nothing;
@@ -42,7 +43,7 @@ EMISSIONS = [
 class Mesh:
     def __init__(self, svc: DagsterServices, raw_dir: Path, profile: str):
         self.svc, self.raw_dir, self.profile = svc, raw_dir, profile
-        self.started = time.time()  # the lake instance is shared: count only this session's runs
+        self.started = time.time()
 
     def sensor_runs(self, sensor: str) -> list[dict]:
         return [
@@ -112,25 +113,17 @@ def _corrupt_unit(raw_dir: Path) -> None:
     path.write_text("".join(lines))
 
 
-@pytest.fixture(
-    scope="module",
-    params=["local", pytest.param("lake", marks=pytest.mark.lake)],
-)
-def mesh(request, tmp_path_factory):
-    profile = request.param
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    profile = "local"
     tmp = tmp_path_factory.mktemp(f"triggers-{profile}")
     raw_dir = tmp / "raw"
     shutil.copytree(REPO_ROOT / "data" / "raw", raw_dir)
     settings = MeshSettings.from_env(
         profile, {**os.environ, "MESH_RAW_DIR": str(raw_dir), "MESH_TRIGGER_INTERVAL": str(TICK)}
-    )
-    kwargs: dict = {"extra_env": {"FRESHNESS_DAEMON_INTERVAL_SECONDS": "5"}}
-    if profile == "lake":
-        request.getfixturevalue("lake_stack")
-        kwargs["dagster_home"] = tmp / "dagster"  # the instance's storage is the lake's PostgreSQL
-    else:
-        settings = settings.replace(home=tmp / "mesh")
-    with DagsterServices(settings, webserver_port=free_port(), **kwargs) as svc:
+    ).replace(home=tmp / "mesh")
+    extra_env = {"FRESHNESS_DAEMON_INTERVAL_SECONDS": "5"}
+    with DagsterServices(settings, webserver_port=free_port(), extra_env=extra_env) as svc:
         yield Mesh(svc, raw_dir, profile)
 
 
@@ -149,14 +142,12 @@ def test_a_published_product_triggers_its_consumers_in_other_code_locations(mesh
     portfolio = mesh.wait_for_sensor_run(PORTFOLIO, after=set())
     assert portfolio["status"] == "SUCCESS", portfolio
     selected = {tuple(k) for k in portfolio["assetSelection"]}
-    stale = {
+    # a new instance: portfolio_holdings was never materialized, so it joins the run
+    assert selected == {
         ("portfolio_alignment", "company_temperature_scores"),
         ("portfolio_alignment", "portfolio_temperature_score"),
+        ("portfolio_alignment", "portfolio_holdings"),
     }
-    if mesh.profile == "local":  # a new instance: portfolio_holdings was never materialized, joins the run
-        assert selected == {*stale, ("portfolio_alignment", "portfolio_holdings")}
-    else:
-        assert stale <= selected
     assert portfolio["creationTime"] >= companies["endTime"]
     # one downstream run per publication: nothing else was requested
     mesh.wait_for_ticks_after(PORTFOLIO, portfolio["endTime"], count=2)

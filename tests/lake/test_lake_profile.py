@@ -1,7 +1,16 @@
 """The `lake` profile end to end: the four domains into Iceberg on Ceph through the IO manager,
-runs stored in PostgreSQL, every table queried by Trino, and the same numbers as the embedded run."""
+runs stored in PostgreSQL, every table queried by Trino, and the same numbers as the embedded run.
+
+The mesh is published the way it runs in production: the runner materializes the locations that
+read no other domain, and the daemon's cross-domain sensors run every consumer once its upstream
+products are published (the trigger rules themselves are tested on the embedded profile in
+``tests/automation``; here they run on the PostgreSQL instance and the lake's tables).
+"""
 
 import math
+import time
+import uuid
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
@@ -11,7 +20,9 @@ from mesh_assets.definitions import resources_for
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.maintenance import maintenance_job
 from mesh_assets.lakehouse.trino import TrinoResource
-from mesh_assets.orchestration import runner
+from mesh_assets.orchestration import landing, runner
+from mesh_assets.orchestration.automation import UPSTREAM_RUNS_TAG, sensor_name
+from mesh_assets.orchestration.client import TERMINAL, RunOutcome
 from mesh_assets.orchestration.instance import COMPUTE_LOG_PREFIX
 from mesh_assets.orchestration.services import DagsterServices
 from mesh_assets.settings import MeshSettings, Profile, get_settings
@@ -21,23 +32,169 @@ pytestmark = [pytest.mark.lake, pytest.mark.slow]
 SCORE = "portfolio_alignment.portfolio_temperature_score"
 
 
+LANDED = "benchmarks"  # the domain whose raw files arrive through its landing bucket here
+TICK = 5  # MESH_TRIGGER_INTERVAL of this module's daemon (seconds)
+# ceilings, not expectations: sensors create runs within a few ticks; runs (dbt on Trino included)
+# may take minutes on a loaded 2-core machine. Waits end at the event.
+SETTLE_TIMEOUT = 1500
+SENSOR_TAG = "dagster/sensor_name"
+
+
+@dataclass
+class LakeMesh:
+    settings: MeshSettings
+    instance: dg.DagsterInstance
+    nodes: list[runner.AssetNode]
+    runs: list[RunOutcome]  # every run of the module's session: the runner's, then the sensors'
+    triggered: list[dict]  # the runs the daemon's sensors created
+    drop: str  # the landing drop's id
+    landed: list[runner.AssetNode]  # the products ingested from it
+
+
+def _foreign_upstream(nodes: list[runner.AssetNode]) -> dict[tuple[str, ...], set[str]]:
+    """Per asset, the other locations among its ancestors (what must be published before it can run)."""
+    by_path = {n.path: n for n in nodes}
+    memo: dict[tuple[str, ...], set[str]] = {}
+
+    def foreign(path: tuple[str, ...]) -> set[str]:
+        if path not in memo:
+            node = by_path[path]
+            memo[path] = set()
+            for dep in node.deps:
+                if dep in by_path:
+                    owner = by_path[dep].location
+                    memo[path] |= foreign(dep) | ({owner} if owner != node.location else set())
+        return memo[path]
+
+    return {path: foreign(path) for path in by_path}
+
+
+def _settle(svc, nodes: list[runner.AssetNode], since: float) -> list[dict]:
+    """Wait until every asset has been published since ``since``, no run is in flight, and every
+    cross-domain sensor has ticked twice after the last run ended without asking for another;
+    the session's runs, oldest first."""
+    client = svc.client
+    foreign = _foreign_upstream(nodes)
+    consumers = sorted({n.location for n in nodes if foreign[n.path]})
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    with svc.open_instance() as instance:
+        while time.monotonic() < deadline:
+            runs = [r for r in client.runs() if r["creationTime"] >= since]
+            failed = [r for r in runs if r["status"] in ("FAILURE", "CANCELED")]
+            assert not failed, [
+                (r["runId"], r["tags"].get(SENSOR_TAG), client.run_errors(r["runId"])) for r in failed
+            ]
+            unpublished = [
+                n.name
+                for n in nodes
+                if (event := instance.get_latest_materialization_event(dg.AssetKey(list(n.path)))) is None
+                or event.timestamp < since
+            ]
+            if unpublished or any(r["status"] not in TERMINAL for r in runs):
+                time.sleep(2)
+                continue
+            last_end = max(r["endTime"] for r in runs)
+            quiet = all(
+                len([t for t in client.sensor_ticks(loc, sensor_name(loc)) if t["timestamp"] > last_end]) >= 2
+                for loc in consumers
+            )
+            if quiet and len([r for r in client.runs() if r["creationTime"] >= since]) == len(runs):
+                return sorted(runs, key=lambda r: r["creationTime"])
+            time.sleep(2)
+    raise AssertionError(f"the mesh did not settle within {SETTLE_TIMEOUT}s: unpublished {unpublished}")
+
+
+def _drop_raw_files(settings, domain: str) -> str:
+    """Every file of the raw drop, as a new complete drop in the domain's landing bucket; its id."""
+    client = landing.s3_client(settings)
+    bucket = landing.landing_bucket(settings, domain)
+    landing.ensure_bucket(client, bucket)
+    drop = f"lake-profile-{uuid.uuid4().hex[:8]}"
+    for path in sorted(p for p in settings.raw_dir.rglob("*") if p.is_file()):
+        key = f"{landing.DROPS}{drop}/{path.relative_to(settings.raw_dir).as_posix()}"
+        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    client.put_object(Bucket=bucket, Key=f"{landing.DROPS}{drop}/{landing.READY}", Body=b"")
+    return drop
+
+
 @pytest.fixture(scope="module")
 def lake_mesh(lake_stack):
-    settings = get_settings("lake")
-    with DagsterServices(settings, daemon=False, webserver_port=0) as svc:
+    """Published as in production: benchmarks' raw files arrive as a drop in its landing bucket
+    (the daemon's landing sensor ingests it), the runner publishes the other products that read no
+    other domain, and the daemon's cross-domain sensors publish the rest."""
+    settings = get_settings("lake").replace(trigger_interval=TICK)
+    with DagsterServices(settings, webserver_port=0) as svc:
+        since = time.time()
         nodes = runner.asset_nodes(svc.client)
+        foreign = _foreign_upstream(nodes)
+        landed = [n for n in nodes if n.location == LANDED and not n.partition_keys]
+        sources = [n for n in nodes if not foreign[n.path] and n not in landed]
+        drop = _drop_raw_files(settings, LANDED)
         # INFO: every step writes its log lines, which the S3 compute log manager uploads (tested below)
-        runs = runner.materialize_all(svc.client, log_level="INFO", nodes=nodes)
+        launched = runner.materialize_all(svc.client, log_level="INFO", nodes=sources)
+        session = _settle(svc, nodes, since)
+        by_runner = {r.run_id for r in launched}
+        runs = launched + [
+            svc.client.outcome(
+                RunOutcome(r["runId"], r["location"], tuple(tuple(k) for k in r["assetSelection"] or [])), r
+            )
+            for r in session
+            if r["runId"] not in by_runner
+        ]
         with svc.open_instance() as instance:
-            yield settings, instance, nodes, runs
+            triggered = [r for r in session if r["runId"] not in by_runner]
+            yield LakeMesh(settings, instance, nodes, runs, triggered, drop, landed)
+
+
+def test_a_drop_in_the_landing_bucket_is_ingested_by_the_daemon(lake_mesh):
+    """The landing sensor, ticked by the real daemon, ran the domain's ingestion once for the drop;
+    its products record where they came from, and their consumers were triggered by that run."""
+    bucket = landing.landing_bucket(lake_mesh.settings, LANDED)
+    ingested = [r for r in lake_mesh.triggered if r["tags"].get(landing.DROP_TAG) == lake_mesh.drop]
+    assert len(ingested) == 1, ingested
+    (run,) = ingested
+    assert run["tags"][SENSOR_TAG] == f"{LANDED}__on_landing_drop"
+    assert run["tags"]["dagster/run_key"] == f"landing:{lake_mesh.drop}"
+    assert {tuple(k) for k in run["assetSelection"]} == {n.path for n in lake_mesh.landed}
+    for node in lake_mesh.landed:
+        event = lake_mesh.instance.get_latest_materialization_event(dg.AssetKey(list(node.path)))
+        assert event.run_id == run["runId"]
+        metadata = event.asset_materialization.metadata
+        assert metadata["source/drop"].value == f"s3://{bucket}/drops/{lake_mesh.drop}/"
+    consumers = [r for r in lake_mesh.triggered if run["runId"] in r["tags"].get(UPSTREAM_RUNS_TAG, "")]
+    assert consumers, "no consumer was triggered by the ingested drop"
+
+
+def test_the_daemon_publishes_every_product_that_reads_another_domain(lake_mesh):
+    """Every product downstream of another domain was published by its location's sensor, in a run
+    tagged with the publications that caused it, after those publications."""
+    instance, nodes, runs, triggered = (
+        lake_mesh.instance,
+        lake_mesh.nodes,
+        lake_mesh.runs,
+        lake_mesh.triggered,
+    )
+    foreign = _foreign_upstream(nodes)
+    by_id = {r.run_id: r for r in runs}
+    assert {r["location"] for r in triggered} >= {"companies", "portfolio_alignment"}
+    for node in nodes:
+        if not foreign[node.path]:
+            continue
+        event = instance.get_latest_materialization_event(dg.AssetKey(list(node.path)))
+        run = next((r for r in triggered if r["runId"] == event.run_id), None)
+        assert run is not None, f"{node.name} was not published by a sensor's run"
+        assert run["tags"][SENSOR_TAG] == sensor_name(node.location)
+        causes = set(filter(None, run["tags"].get(UPSTREAM_RUNS_TAG, "").split(", ")))
+        assert causes <= set(by_id), (node.name, causes)
+        for cause in causes:
+            ended = instance.get_run_stats(cause).end_time
+            assert ended is not None and run["creationTime"] >= ended, (node.name, cause)
 
 
 def test_every_domain_materializes_into_the_lake(lake_mesh):
-    settings, instance, nodes, runs = lake_mesh
+    settings, instance, nodes, runs = lake_mesh.settings, lake_mesh.instance, lake_mesh.nodes, lake_mesh.runs
     assert all(r.succeeded for r in runs)
-    # one run per sample domain and one per partitioned product; a domain added later adds its own
-    sample = ("benchmarks", "companies", "emissions", "portfolio_alignment")
-    assert len([r for r in runs if r.location in sample]) == 6
+    assert {"benchmarks", "companies", "emissions", "portfolio_alignment"} <= {r.location for r in runs}
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     for node in nodes:
         metadata = instance.get_latest_materialization_event(
@@ -52,7 +209,7 @@ def test_every_domain_materializes_into_the_lake(lake_mesh):
 
 def test_every_runs_step_logs_are_in_the_object_store(lake_mesh, s3):
     """Run logs live in the lake's bucket (S3ComputeLogManager on the Ceph gateway), not on one disk."""
-    settings, _, _, runs = lake_mesh
+    settings, runs = lake_mesh.settings, lake_mesh.runs
     for run in runs:
         listing = s3.list_objects_v2(
             Bucket=settings.s3_bucket, Prefix=f"{COMPUTE_LOG_PREFIX}/storage/{run.run_id}/"
@@ -68,7 +225,7 @@ def test_every_runs_step_logs_are_in_the_object_store(lake_mesh, s3):
 
 
 def test_trino_reads_every_table_with_the_published_row_counts(lake_mesh, trino_sql):
-    _, instance, nodes, _ = lake_mesh
+    instance, nodes = lake_mesh.instance, lake_mesh.nodes
     for node in nodes:
         namespace, table = node.path
         expected = (
