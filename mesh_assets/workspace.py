@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,18 @@ class WorkspaceError(ValueError):
 class Location:
     name: str
     module_name: str
+
+    @property
+    def domain(self) -> str:
+        """The domain whose package holds the module (``domains.companies.airflow_location`` ->
+        companies). A domain's own location is named after it; another location of the same
+        package (its legacy Airflow DAGs) serves that domain but holds none of its contracts."""
+        parts = self.module_name.split(".")
+        return parts[-2] if len(parts) > 1 else parts[0]
+
+    @property
+    def owns_contracts(self) -> bool:
+        return self.name == self.domain
 
     def import_module(self) -> ModuleType:
         return importlib.import_module(self.module_name)
@@ -136,3 +151,16 @@ def definitions_of(module: ModuleType, attribute: str = "defs") -> dg.Definition
     raise WorkspaceError(
         f"{module.__name__}.{attribute} is neither dg.Definitions nor a @dg.definitions function"
     )
+
+
+def find_uv() -> list[str]:
+    """The uv command, found as scripts/bootstrap.sh finds it (``python3 -m uv``, else ``uv``): the
+    workspace's packages are locked (``mesh new-domain``) and built (``mesh deploy``) with it."""
+    candidates = [[sys.executable, "-m", "uv"], ["python3", "-m", "uv"], ["uv"]]
+    for command in candidates:
+        if shutil.which(command[0]) is None and not Path(command[0]).is_file():
+            continue
+        probe = subprocess.run([*command, "--version"], capture_output=True, text=True, check=False)
+        if probe.returncode == 0:
+            return command
+    raise WorkspaceError("uv is not installed: run scripts/bootstrap.sh (it installs uv), then try again")

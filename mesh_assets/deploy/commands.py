@@ -102,7 +102,8 @@ def deploy(ctx: click.Context, status: bool, profile: str | None, workspace: Pat
 def local_command(domain: str, profile: str | None, force: bool, drain_timeout: float) -> None:
     """Replace DOMAIN's code server under the running `mesh ui` (also: `mesh deploy DOMAIN`).
 
-    Checks that the domain loads (else the running version keeps serving), waits for its runs in
+    Builds the domain's wheel (kept under DAGSTER_HOME/deploys/DOMAIN/VERSION/, the server runs
+    it), checks that it loads (else the running version keeps serving), waits for its runs in
     flight, restarts its code server alone and reloads it in the UI; the other domains' servers and
     their runs are not touched. The daemon picks the new code up within a minute.
     """
@@ -121,6 +122,8 @@ def local_command(domain: str, profile: str | None, force: bool, drain_timeout: 
     click.echo(
         f"{domain}: {done.previous} -> {done.version} ({done.image}, pid {done.pid}) in {done.total:.1f}s: {steps}"
     )
+    if done.artifact:
+        click.echo(f"  artifact {done.artifact}")
     for key in done.added:
         click.echo(f"  + {key}")
     for key in done.removed:

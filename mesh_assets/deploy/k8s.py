@@ -113,13 +113,19 @@ def platform_release(
     return Release(PLATFORM_RELEASE, CHARTS / "mesh-platform", values)
 
 
+def image_name(location: Location) -> str:
+    """The image a location runs in: its domain's (``--build-arg DOMAIN=``), which holds every
+    location of that package (``companies_airflow`` runs in ``companies``'s image)."""
+    return location.domain if location.module_name.startswith("domains.") else location.name
+
+
 def domain_release(settings: MeshSettings, location: Location, *, registry: str = "mesh") -> Release:
     """One domain's release: its code server, whose image and env its run Jobs get too."""
     version = domain_version(location)
     values = {
         "domain": location.name,
         "module": location.module_name,
-        "image": {"repository": f"{registry}/{k8s_name(location.name)}", "tag": version},
+        "image": {"repository": f"{registry}/{k8s_name(image_name(location))}", "tag": version},
         "codeVersion": version,
         "port": CODE_SERVER_PORT,
         "envConfigMaps": [f"{PLATFORM_RELEASE}-env"],

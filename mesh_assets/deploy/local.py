@@ -5,15 +5,20 @@
 
 1. **version** the location's code (:meth:`Location.code_version`); the same version already serving
    is left alone (``force`` redeploys it anyway);
-2. **check** it the way its new server would load it (``dagster definitions validate``, in a process
-   with the services' environment): a domain that fails to import or to build its definitions is
-   never swapped in, and the running version keeps serving;
-3. **drain**: wait until no run of that location is starting or in flight (a run's process is a
+2. **build** the domain's artifact: its wheel (``uv build`` of ``domains/<name>/pyproject.toml``, the
+   same package the Kubernetes image installs), kept under ``<DAGSTER_HOME>/deploys/<name>/<version>/``
+   and unpacked beside it. The new code server imports the domain from there (its working
+   directory), so editing the source after a deploy changes nothing that serves until the next
+   deploy. The platform's own locations (``mesh_assets.*``) are served by the installed platform;
+3. **check** the artifact the way its new server will load it (``dagster definitions validate``, in a
+   process with the services' environment): a domain that fails to import or to build its
+   definitions is never swapped in, and the running version keeps serving;
+4. **drain**: wait until no run of that location is starting or in flight (a run's process is a
    child of its location's code server, so replacing the server would end it); runs of other
    locations go on;
-4. **replace** the code server: stop the old one (SIGTERM, then SIGKILL), start the new one on the
+5. **replace** the code server: stop the old one (SIGTERM, then SIGKILL), start the new one on the
    same socket, in its own session, so that it outlives the ``mesh deploy`` process;
-5. **reload** that location in the webserver (GraphQL ``reloadRepositoryLocation``); the daemon
+6. **reload** that location in the webserver (GraphQL ``reloadRepositoryLocation``); the daemon
    reloads its workspace by itself within a minute (Dagster's ``RELOAD_WORKSPACE_INTERVAL``).
 
 Every other location's code server keeps its process. Why a per-location server, and how this
@@ -24,10 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +57,12 @@ from mesh_assets.orchestration.services import (
     write_state,
 )
 from mesh_assets.settings import REPO_ROOT, MeshSettings
-from mesh_assets.workspace import Location
+from mesh_assets.workspace import Location, WorkspaceError, find_uv
 
 # the statuses of a run whose process a code server holds (QUEUED runs start on whichever server runs)
 IN_FLIGHT = ("STARTING", "STARTED", "CANCELING")
+DEPLOYS_DIR = "deploys"  # under DAGSTER_HOME: <name>/<version>/{<wheel>, site/}
+KEEP_VERSIONS = 3  # built versions kept per location (besides the one serving): rollbacks need no build
 
 
 class LocalDeployError(RuntimeError):
@@ -68,6 +78,7 @@ class Deployed:
     previous: str
     pid: int
     image: str = ""
+    artifact: Path | None = None  # the wheel the new server runs; None for a platform location
     unchanged: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     added: list[str] = field(default_factory=list)
@@ -76,6 +87,14 @@ class Deployed:
     @property
     def total(self) -> float:
         return sum(self.seconds.values())
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What a deployed code server imports: the domain's wheel, unpacked into ``site``."""
+
+    wheel: Path | None  # None: a platform location, served by the installed platform library
+    site: Path  # the code server's working directory (first on its import path)
 
 
 @dataclass(frozen=True)
@@ -134,7 +153,13 @@ def deploy_location(
         return report
 
     step = time.monotonic()
-    _check(location, env, record["version"])
+    artifact = build_artifact(location, version, home, python_path(env), keep=record.get("version"))
+    report.artifact = artifact.wheel
+    report.seconds["build"] = time.monotonic() - step
+    progress(f"built {artifact.wheel.name if artifact.wheel else name} in {report.seconds['build']:.1f}s")
+
+    step = time.monotonic()
+    _check(location, env, record["version"], artifact.site)
     report.seconds["check"] = time.monotonic() - step
     progress(f"checked {name} {version} in {report.seconds['check']:.1f}s")
 
@@ -159,7 +184,7 @@ def deploy_location(
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} mesh deploy {name} {version}\n".encode())
         log.flush()
         proc = subprocess.Popen(
-            code_server_command(location, record["socket"], version),
+            code_server_command(location, record["socket"], version, working_directory=artifact.site),
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -168,7 +193,10 @@ def deploy_location(
             start_new_session=True,  # outlives this process; the services stop it by its group
         )
     report.pid = proc.pid
-    state["locations"][name] = server_record(location, record["socket"], version, proc.pid)
+    state["locations"][name] = {
+        **server_record(location, record["socket"], version, proc.pid),
+        "artifact": str(artifact.wheel or ""),
+    }
     write_state(state_file, state)
     _wait_for_server(proc, record["socket"], startup_timeout, log_dir)
     report.seconds["start"] = time.monotonic() - step
@@ -237,7 +265,90 @@ def deploy_status(
     return rows
 
 
-def _check(location: Location, env: dict[str, str], running: str) -> None:
+def build_artifact(
+    location: Location, version: str, home: Path, search: list[Path], keep: str | None = None
+) -> Artifact:
+    """The location's wheel at ``version``, built once (``uv build`` of its package) and unpacked.
+
+    A version already built is reused: the same content gives the same version. Older builds beyond
+    :data:`KEEP_VERSIONS` are removed, never ``keep`` (the version serving now).
+    """
+    package = location.package_dir(REPO_ROOT, search)
+    if not (package / "pyproject.toml").is_file():
+        if location.module_name.startswith("mesh_assets."):
+            return Artifact(None, REPO_ROOT)
+        raise LocalDeployError(
+            f"{location.name} is not a package: {package} has no pyproject.toml (a domain ships as its "
+            "own package; `mesh new-domain` writes one). Nothing was replaced"
+        )
+    builds = home / DEPLOYS_DIR / location.name
+    target = builds / version
+    wheels = sorted(target.glob("*.whl"))
+    if wheels and (target / "site").is_dir():
+        os.utime(target)  # the newest use: pruning keeps it
+        return Artifact(wheels[0], target / "site")
+    builds.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=builds))
+    try:
+        try:
+            uv = find_uv()
+        except WorkspaceError as exc:
+            raise LocalDeployError(f"{exc}; nothing was replaced") from exc
+        done = subprocess.run(
+            [*uv, "build", str(package), "--wheel", "--no-python-downloads", "-o", str(staging)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wheels = sorted(staging.glob("*.whl"))
+        if done.returncode != 0 or len(wheels) != 1:
+            raise LocalDeployError(
+                f"building {location.name}'s wheel from {package} failed; nothing was replaced:\n"
+                + (done.stdout + done.stderr).strip()[-3000:]
+            )
+        _unpack(wheels[0], staging / "site", location, package)
+        shutil.rmtree(target, ignore_errors=True)  # a half-built folder of a killed deploy
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _prune(builds, keep={version, keep or ""})
+    return Artifact(target / wheels[0].name, target / "site")
+
+
+def _unpack(wheel: Path, site: Path, location: Location, package: Path) -> None:
+    """The wheel's modules into ``site``; the parent packages' ``__init__`` it leaves out (the wheel
+    of ``domains/<name>`` holds that folder only) are copied from the source, so that ``site`` comes
+    first when the server imports the location's module."""
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(
+            site, [m for m in archive.namelist() if not m.split("/")[0].endswith(".dist-info")]
+        )
+    parts = location.module_name.split(".")[:-1]
+    if not site.joinpath(*parts).is_dir():
+        raise LocalDeployError(
+            f"the wheel {wheel.name} does not hold {'/'.join(parts)}/ (check [tool.hatch.build] in "
+            f"{package / 'pyproject.toml'}); nothing was replaced"
+        )
+    base = package.parents[len(parts) - 1]  # the folder holding the top-level package
+    for depth in range(1, len(parts)):
+        init = site.joinpath(*parts[:depth], "__init__.py")
+        if not init.exists():
+            source = base.joinpath(*parts[:depth], "__init__.py")
+            init.write_bytes(source.read_bytes() if source.is_file() else b"")
+
+
+def _prune(builds: Path, keep: set[str]) -> None:
+    versions = sorted(
+        (d for d in builds.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        key=lambda d: d.stat().st_mtime,
+        reverse=True,
+    )
+    for old in [d for d in versions if d.name not in keep][KEEP_VERSIONS:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check(location: Location, env: dict[str, str], running: str, working_directory: Path) -> None:
     """Load the location in a fresh process, as its new server would; raise with the error if it fails."""
     done = subprocess.run(
         [
@@ -247,7 +358,7 @@ def _check(location: Location, env: dict[str, str], running: str) -> None:
             "-m",
             location.module_name,
             "--working-directory",
-            str(REPO_ROOT),
+            str(working_directory),
         ],
         cwd=REPO_ROOT,
         env=env,

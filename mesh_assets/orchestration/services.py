@@ -310,8 +310,13 @@ def wait_for_code_servers(sockets: list[str], timeout: float, alive: Callable[[]
             time.sleep(0.3)
 
 
-def code_server_command(location: Location, socket_path: str, version: str) -> list[str]:
-    """``dagster code-server start`` of one location on a Unix socket, its version as its image."""
+def code_server_command(
+    location: Location, socket_path: str, version: str, working_directory: Path = REPO_ROOT
+) -> list[str]:
+    """``dagster code-server start`` of one location on a Unix socket, its version as its image.
+
+    ``working_directory`` comes first on the server's import path: the repository for ``mesh ui``,
+    a deployed artifact for ``mesh deploy`` (:mod:`mesh_assets.deploy.local`)."""
     return [
         str(Path(sys.executable).parent / "dagster"),
         "code-server",
@@ -323,7 +328,7 @@ def code_server_command(location: Location, socket_path: str, version: str) -> l
         "--location-name",
         location.name,
         "--working-directory",
-        str(REPO_ROOT),
+        str(working_directory),
         # what the UI shows for the location (Deployment > Code locations): the tag its image has
         # on Kubernetes (deploy/k8s), so the same code shows the same version everywhere
         "--container-image",

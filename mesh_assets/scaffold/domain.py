@@ -18,13 +18,12 @@ import keyword
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mesh_assets.settings import REPO_ROOT
-from mesh_assets.workspace import WorkspaceError, locations
+from mesh_assets.workspace import WorkspaceError, find_uv, locations
 
 TEMPLATES = Path(__file__).parent / "templates"
 # a placeholder left unfilled ({{name}}; dbt's Jinja, `{{ ref(...) }}`, has spaces and is kept)
@@ -109,22 +108,14 @@ def new_domain(
     return Scaffolded(name, folder, written)
 
 
-def find_uv() -> list[str]:
-    """The uv command, found as scripts/bootstrap.sh finds it (``python3 -m uv``, else ``uv``)."""
-    candidates = [[sys.executable, "-m", "uv"], ["python3", "-m", "uv"], ["uv"]]
-    for command in candidates:
-        if shutil.which(command[0]) is None and not Path(command[0]).is_file():
-            continue
-        probe = subprocess.run([*command, "--version"], capture_output=True, text=True, check=False)
-        if probe.returncode == 0:
-            return command
-    raise ScaffoldError("uv is not installed: run scripts/bootstrap.sh (it installs uv), then try again")
-
-
 def _lock(root: Path) -> None:
     """Add the new package to the workspace's one lock (its dependencies are the locked ones)."""
+    try:
+        uv = find_uv()
+    except WorkspaceError as exc:
+        raise ScaffoldError(f"{exc}; nothing was created") from exc
     done = subprocess.run(
-        [*find_uv(), "lock", "--quiet", "--no-python-downloads"],
+        [*uv, "lock", "--quiet", "--no-python-downloads"],
         cwd=root,
         capture_output=True,
         text=True,

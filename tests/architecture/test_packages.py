@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mesh_assets.scaffold.domain import find_uv
 from mesh_assets.settings import REPO_ROOT
-from mesh_assets.workspace import locations
+from mesh_assets.workspace import find_uv, locations
 
-DOMAINS = [
-    loc.name for loc in locations(REPO_ROOT / "workspace.yaml") if loc.module_name.startswith("domains.")
-]
+# one package per domain, whatever number of code locations it serves (companies: 2)
+DOMAINS = sorted(
+    {loc.domain for loc in locations(REPO_ROOT / "workspace.yaml") if loc.module_name.startswith("domains.")}
+)
 
 
 @pytest.fixture(scope="module")

@@ -107,11 +107,31 @@ defs = dg.Definitions()
 """
 
 
+PYPROJECT = """
+[project]
+name = "probe-{name}"
+version = "0.1.0"
+requires-python = ">=3.12"
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[tool.hatch.build.targets.wheel]
+only-include = ["."]
+exclude = ["pyproject.toml", "__pycache__"]
+sources = {{"." = "{package}/{name}"}}
+"""
+
+
 def write_domain(root: Path, name: str, source: str) -> None:
+    """A domain package as `mesh new-domain` lays one out: its own pyproject.toml (so a deploy
+    builds its wheel) beside its definitions."""
     package = root / PACKAGE / name
     package.mkdir(parents=True, exist_ok=True)
     (root / PACKAGE / "__init__.py").touch()
     (package / "__init__.py").touch()
+    (package / "pyproject.toml").write_text(PYPROJECT.format(name=name, package=PACKAGE))
     (package / "definitions.py").write_text(source)
 
 
@@ -221,7 +241,13 @@ def test_redeploying_one_domain_leaves_the_others_and_their_runs_alone(probe: di
 
     assert done.version != done.previous and not done.unchanged
     assert done.added == ["second"] and done.removed == []
-    assert set(done.seconds) == {"check", "drain", "stop", "start", "reload"}
+    assert set(done.seconds) == {"build", "check", "drain", "stop", "start", "reload"}
+    # the artifact: the domain's wheel, kept by version, which the new server imports the domain from
+    assert done.artifact is not None and done.artifact.suffix == ".whl"
+    assert done.artifact.parent == svc.dagster_home / "deploys" / "changing" / done.version
+    site = done.artifact.parent / "site"
+    assert (site / PACKAGE / "changing" / "definitions.py").read_text() == CHANGING_V2
+    assert str(site) in Path(f"/proc/{done.pid}/cmdline").read_bytes().decode().split("\0")
     after = pids(svc)
     assert after["changing"] == done.pid != before["changing"]
     assert not pid_alive(before["changing"]), "the replaced code server still runs"
@@ -245,6 +271,16 @@ def test_redeploying_one_domain_leaves_the_others_and_their_runs_alone(probe: di
         timeout=UI_TIMEOUT
     )
     shots.take(page, "deploy-new-asset")
+
+    # what serves is the artifact: a source edit without a deploy changes nothing, even on reload
+    write_domain(probe["root"], "changing", CHANGING_V2.replace("Added by the second", "Edited after the"))
+    svc.client.reload_location("changing")
+    assert svc.client.locations()["changing"]["image"] == f"mesh/changing:{done.version}"
+    described = svc.client.graphql('{ assetNodes(assetKeys: [{path: ["second"]}]) { description } }')[
+        "assetNodes"
+    ]
+    assert described == [{"description": "Added by the second version of the domain."}]
+    write_domain(probe["root"], "changing", CHANGING_V2)
 
     # a domain's own run in flight holds its deploy back (its process is a child of the server)
     with pytest.raises(LocalDeployError, match=r"still in flight .*nothing was replaced"):
