@@ -194,6 +194,12 @@ def test_mesh_demo_command_prints_tables_and_score(demo):
     )
     for method in ("WATS", "TETS", "MOTS", "EOTS", "ECOTS", "AOTS", "ROTS"):
         assert re.search(rf"\b{method}\s+[0-9]\.[0-9]{{2}} / [01]\.[0-9]{{2}}\b", out), (method, out[-2500:])
+    # the legacy Airflow DAG's product is the DAG's to run; what reads it waits for its publication
+    (left_out,) = [line for line in out.splitlines() if line.startswith("not run: ")]
+    assert "companies/vendor_market_data (runs in the Airflow DAG companies_vendor_market_data)" in left_out
+    assert (
+        "companies/market_data (waits for the first publication of companies/vendor_market_data)" in left_out
+    )
     # one screen: a line per run, the tables and the headline; no dbt or service log lines
     assert len(out.splitlines()) < 40, out
     assert "keyring" not in demo.stderr + out and "\x1b[" not in out

@@ -10,13 +10,15 @@ from mesh_assets.contracts.validate import validate
 from mesh_assets.settings import REPO_ROOT, get_settings
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
+# every product has its contract file: as many products as contract files in the domains
+CONTRACTS = len(list(REPO_ROOT.glob("domains/*/contracts/*.odcs.yaml")))
 
 
 def test_every_product_of_the_workspace_has_a_valid_contract(mesh_home):
     findings = validate(WORKSPACE, get_settings())
     errors = [f for f in findings if f.level == "error"]
     assert errors == []
-    assert len({f.product for f in findings}) == 13
+    assert len({f.product for f in findings}) == CONTRACTS >= 13
 
 
 def test_mesh_validate_command_exits_zero(mesh_home):
@@ -28,7 +30,7 @@ def test_mesh_validate_command_exits_zero(mesh_home):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "13 products checked, 0 error(s)" in result.stdout
+    assert f"{CONTRACTS} products checked, 0 error(s)" in result.stdout
 
 
 @pytest.fixture

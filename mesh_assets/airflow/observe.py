@@ -17,6 +17,13 @@
 The location is separate from the domain's own, so its products reach the domain's other products
 through the same cross-location path (an external key, the generated sensor) as another domain's.
 Loading it asks Airflow for its DAGs once (airlift keeps that state for run workers).
+
+**Airflow unreachable when the location loads** (not started yet, a network outage): the location
+still loads, from ``airflow.yaml`` alone: the same mapped assets and jobs, one asset per DAG that
+says Airflow was unreachable, and in place of airlift's sensor one of the same name whose ticks say
+whether Airflow answers again (then: reload the location). The mesh's lineage and the products
+downstream stay visible, and nothing pretends to have observed a run. Wrong credentials or a DAG
+Airflow does not have still stop the location: those are for the team to fix, not to wait out.
 """
 
 from __future__ import annotations
@@ -27,9 +34,21 @@ from types import ModuleType
 
 import dagster as dg
 
-from mesh_assets.airflow.config import CONFIG_FILE, AirflowConfigError, DomainAirflow, load_domain_airflow
-from mesh_assets.airflow.connection import AirflowBridgeError, AirflowConnection
+from mesh_assets.airflow.config import (
+    CONFIG_FILE,
+    AirflowConfigError,
+    DagMapping,
+    DomainAirflow,
+    load_domain_airflow,
+)
+from mesh_assets.airflow.connection import (
+    AirflowBridgeError,
+    AirflowConnection,
+    AirflowCredentialsRejected,
+    AirflowUnreachable,
+)
 from mesh_assets.airflow.trigger import dag_trigger_job
+from mesh_assets.orchestration.runner import AIRFLOW_DAG_TAG
 from mesh_assets.settings import MeshSettings, get_settings
 from mesh_assets.workspace import domain_of
 
@@ -76,7 +95,7 @@ def _governed(spec: dg.AssetSpec, config: DomainAirflow) -> dg.AssetSpec:
     dag_ids = sorted({d.dag_id for d in config.dags for keys in d.tasks.values() if spec.key in keys})
     tags = {"mesh/domain": config.domain}
     if dag_ids:
-        tags["mesh/airflow_dag"] = dag_ids[0]
+        tags[AIRFLOW_DAG_TAG] = dag_ids[0]
     return spec.merge_attributes(kinds={"airflow"}, tags=tags)
 
 
@@ -107,7 +126,20 @@ def build_airflow_definitions(
             )
         config_path = Path(str(modules[0].__file__)).parent / CONFIG_FILE
     config = load_domain_airflow(domain, config_path)
-    connection = connection_for(config, resolved)
+    try:
+        connection = connection_for(config, resolved)
+    except AirflowCredentialsRejected as no_password:
+        # no password yet (Airflow never started here): offline if the server does not answer either
+        url = (config.url or f"http://{resolved.host}:{resolved.ports.airflow}").rstrip("/")
+        try:
+            AirflowConnection(url=url, username="", password="").detect()
+        except AirflowUnreachable as down:
+            connection = AirflowConnection(url=url, username="", password="")
+            unreachable = f"{down} ({no_password})"
+        else:
+            raise
+    else:
+        unreachable = ""
     executable = {
         key: a
         for a in dg.load_assets_from_modules(modules, group_name=f"{domain}_airflow")
@@ -119,25 +151,31 @@ def build_airflow_definitions(
     jobs: Sequence[dg.JobDefinition] = [
         dag_trigger_job(d, lambda: connection_for(config, resolved), domain=domain) for d in sorted(dag_ids)
     ]
+    resources = {"raw": RawInputs(root=str(resolved.raw_dir))}
+    if unreachable:
+        return _offline_definitions(config, connection, unreachable, mapped, jobs, resources, resolved)
     try:
         instance = connection.instance(config.instance_name)
         defs = build_defs_from_airflow_instance(
             airflow_instance=instance,
             # migrated tasks read and publish raw drops; they write no Iceberg table themselves
-            defs=dg.Definitions(
-                assets=mapped, jobs=jobs, resources={"raw": RawInputs(root=str(resolved.raw_dir))}
-            ),
+            defs=dg.Definitions(assets=mapped, jobs=jobs, resources=resources),
             sensor_minimum_interval_seconds=resolved.trigger_interval,
             dag_selector_fn=lambda dag: dag.dag_id in dag_ids,
             # the mapping is the domain's yaml; airlift would key datasets by their file name only
             retrieval_filter=AirflowFilter(retrieve_datasets=False),
             source_code_retrieval_enabled=True,
         )
+    except AirflowUnreachable as exc:
+        return _offline_definitions(config, connection, str(exc), mapped, jobs, resources, resolved)
     except AirflowBridgeError:
         raise
     except Exception as exc:
         # name the real cause (down, credentials) in one sentence, else keep airlift's error
-        connection.check(config.instance_name)
+        try:
+            connection.check(config.instance_name)
+        except AirflowUnreachable as down:
+            return _offline_definitions(config, connection, str(down), mapped, jobs, resources, resolved)
         raise AirflowBridgeError(
             f"building the Airflow location of {domain} from {connection.url} failed: {exc}"
         ) from exc
@@ -148,6 +186,70 @@ def build_airflow_definitions(
             "check the dag ids, and Airflow's import errors if the file did not parse"
         )
     return defs
+
+
+def _task_keys(dag: DagMapping) -> list[dg.AssetKey]:
+    keys: set[dg.AssetKey] = {k for keys in dag.tasks.values() for k in keys}
+    return sorted(keys, key=lambda k: k.to_user_string())
+
+
+def status_sensor_name(instance_name: str) -> str:
+    """airlift's polling sensor of an Airflow instance (and its stand-in while Airflow is away)."""
+    return f"{instance_name}__airflow_dag_status_sensor"
+
+
+def _offline_definitions(
+    config: DomainAirflow,
+    connection: AirflowConnection,
+    reason: str,
+    mapped: list[dg.AssetsDefinition | dg.AssetSpec],
+    jobs: Sequence[dg.JobDefinition],
+    resources: dict,
+    settings: MeshSettings,
+) -> dg.Definitions:
+    """The location from ``airflow.yaml`` alone, while Airflow does not answer (module docstring)."""
+    instance = config.instance_name
+    dg.get_dagster_logger().warning(
+        f"{instance}: loaded from {config.path.name} without Airflow's DAG state: {reason}"
+    )
+    dags = [
+        dg.AssetSpec(
+            [instance, "dag", dag.dag_id],
+            deps=_task_keys(dag),
+            description=(
+                f"The Airflow DAG {dag.dag_id}. Airflow at {connection.url} did not answer when this "
+                "code location loaded; reload the location once it runs (`mesh infra up airflow` "
+                "starts the local one) to observe the DAG's runs. Its sensor's ticks say why."
+            ),
+            kinds={"airflow"},
+            tags={"mesh/domain": config.domain, AIRFLOW_DAG_TAG: dag.dag_id},
+            metadata={"airflow/url": connection.url, "airflow/reachable": False},
+        )
+        for dag in config.dags
+    ]
+
+    @dg.sensor(
+        name=status_sensor_name(instance),
+        minimum_interval_seconds=max(settings.trigger_interval, 30),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Stands in for the Airflow status sensor while Airflow at {connection.url} is unreachable: "
+            "each tick says whether it answers again."
+        ),
+    )
+    def airflow_unreachable() -> dg.SkipReason:
+        try:  # the password may have been created since the location loaded
+            connection_for(config, settings).check(instance)
+        except AirflowBridgeError as exc:
+            return dg.SkipReason(f"{exc} (DAG runs are not observed until then)")
+        return dg.SkipReason(
+            f"Airflow at {connection.url} answers now: reload the code location of {config.domain}'s "
+            "DAGs (Deployment > Code locations > Reload in the UI) to observe its runs"
+        )
+
+    return dg.Definitions(
+        assets=[*mapped, *dags], jobs=list(jobs), sensors=[airflow_unreachable], resources=resources
+    )
 
 
 def _dags_in(defs: dg.Definitions, instance_name: str) -> set[str]:

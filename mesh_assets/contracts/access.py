@@ -363,6 +363,6 @@ def workspace_policy(workspace_file: Path) -> AccessPolicy:
     folders = {}
     for location in locations(workspace_file):
         folder = contracts_dir(location.module_name)
-        if folder is not None:
+        if folder is not None and location.owns_contracts:
             folders[location.name] = folder
     return load_policy(folders)

@@ -110,7 +110,10 @@ def validate(workspace_file: Path, settings: MeshSettings) -> list[Finding]:
         products = {
             k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable and k.path[0] == domain
         }
+        # another location of a domain's package (its legacy DAGs) holds none of its contracts
         folder = Path(str(module.__file__)).parent / "contracts"
+        if not location.owns_contracts:
+            continue
         if folder.is_dir():
             folders[domain] = folder
             consumption[domain] = {

@@ -17,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 
+from mesh_assets.orchestration.runner import AIRFLOW_DAG_TAG
 from mesh_assets.settings import REPO_ROOT, MeshSettings
 from mesh_assets.workspace import WorkspaceError, definitions_of, locations
 
@@ -213,7 +214,9 @@ def build_model(
         produced = []
         for asset_key in sorted(graph.get_all_asset_keys(), key=lambda k: tuple(k.path)):
             node = graph.get(asset_key)
-            if not node.is_materializable:
+            # a legacy Airflow DAG's outputs are its files, not lake tables: OpenMetadata's own
+            # Airflow connector catalogs them, and a product reading one shows it as external
+            if not node.is_materializable or AIRFLOW_DAG_TAG in (node.tags or {}):
                 continue
             key = tuple(asset_key.path)
             if key in products:

@@ -16,6 +16,8 @@ query MeshAssetNodes {
     partitionKeys
     partitionDefinition { description }
     repository { name location { name } }
+    tags { key value }
+    assetMaterializations(limit: 1) { timestamp }
   }
 }
 """

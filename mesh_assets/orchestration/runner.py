@@ -8,6 +8,10 @@ stored in the persistent instance, so the UI shows them afterwards.
 
 Code locations run in dependency order: a location runs once every location it consumes from
 has succeeded; independent locations run concurrently.
+
+Some assets are not the runner's to launch: a legacy Airflow DAG's assets (tag
+``mesh/airflow_dag``) run inside that DAG's runs, and a product reading what such a DAG publishes
+waits until it has published once (:func:`waiting`). They are left out and reported, not failed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mesh_assets.orchestration.client import DagsterClient, RunOutcome
+
+AIRFLOW_DAG_TAG = "mesh/airflow_dag"  # set on a legacy DAG's assets by mesh_assets.airflow
 
 
 class MeshRunError(RuntimeError):
@@ -31,6 +37,8 @@ class AssetNode:
     deps: tuple[tuple[str, ...], ...]
     partition_keys: tuple[str, ...]
     partitions: str | None
+    airflow_dag: str | None = None  # the legacy DAG whose runs materialize it
+    published: bool = False  # materialized at least once
 
     @property
     def name(self) -> str:
@@ -38,14 +46,23 @@ class AssetNode:
 
 
 def asset_nodes(client: DagsterClient) -> list[AssetNode]:
-    """The materializable assets of every location, with their dependencies and partitions."""
+    """The assets the runner can materialize now, across locations, with their dependencies and
+    partitions (:func:`plan` says which it leaves out, and why)."""
+    return plan(client)[0]
+
+
+def plan(client: DagsterClient) -> tuple[list[AssetNode], dict[tuple[str, ...], str]]:
+    """The materializable assets the runner can run now, and those it leaves out with why."""
+    raw = client.asset_nodes()
+    published = {tuple(n["assetKey"]["path"]): bool(n["assetMaterializations"]) for n in raw}
     nodes = []
-    for node in client.asset_nodes():
+    for node in raw:
         if not node["isMaterializable"]:
             continue
+        path = tuple(node["assetKey"]["path"])
         nodes.append(
             AssetNode(
-                path=tuple(node["assetKey"]["path"]),
+                path=path,
                 location=node["repository"]["location"]["name"],
                 repository=node["repository"]["name"],
                 deps=tuple(tuple(d["path"]) for d in node["dependencyKeys"]),
@@ -53,9 +70,44 @@ def asset_nodes(client: DagsterClient) -> list[AssetNode]:
                 partitions=(node["partitionDefinition"] or {}).get("description")
                 if node["isPartitioned"]
                 else None,
+                airflow_dag={t["key"]: t["value"] for t in node["tags"]}.get(AIRFLOW_DAG_TAG),
+                published=published[path],
             )
         )
-    return nodes
+    left_out = waiting(nodes, published)
+    return [n for n in nodes if n.path not in left_out], left_out
+
+
+def waiting(
+    nodes: Sequence[AssetNode], published: dict[tuple[str, ...], bool] | None = None
+) -> dict[tuple[str, ...], str]:
+    """The assets the runner leaves out, with why: a legacy Airflow DAG's assets (they run in the
+    DAG's runs), and assets reading one of those, or an asset no location materializes, that has
+    never been published (they run once it has, e.g. triggered by their domain's sensor)."""
+    by_path = {n.path: n for n in nodes}
+    known = {**{n.path: n.published for n in nodes}, **(published or {})}
+    out: dict[tuple[str, ...], str] = {}
+    seen: set[tuple[str, ...]] = set()
+
+    def visit(node: AssetNode) -> None:
+        if node.path in seen:
+            return
+        seen.add(node.path)
+        for dep in node.deps:
+            if dep in by_path:
+                visit(by_path[dep])
+        if node.airflow_dag:
+            out[node.path] = f"runs in the Airflow DAG {node.airflow_dag}"
+            return
+        blocked = [
+            "/".join(d) for d in node.deps if (d in out or d not in by_path) and not known.get(d, False)
+        ]
+        if blocked:
+            out[node.path] = f"waits for the first publication of {', '.join(sorted(blocked))}"
+
+    for node in nodes:
+        visit(node)
+    return out
 
 
 def location_layers(nodes: Sequence[AssetNode]) -> list[list[str]]:

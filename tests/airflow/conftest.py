@@ -4,8 +4,9 @@ One session-scoped bridge per Airflow major version, started once and stopped be
 (the machine has two cores): ``deploy/local/airflow.sh up`` (installs Airflow into its own cached
 venv if needed, generates the credentials, starts it on a loopback port with SQLite) on a copy of
 ``airflow/dags`` (the tests flip its proxied state), then ``DagsterServices`` (code servers,
-webserver, daemon) on a workspace of two locations: ``companies_airflow`` (the DAG observed with
-dagster-airlift) and ``companies`` (with the product that reads what the DAG publishes).
+webserver, daemon) on a workspace of the companies domain's two locations as workspace.yaml lists
+them: ``companies_airflow`` (the DAG observed with dagster-airlift) and ``companies`` (with
+``market_data``, the product that reads what the DAG publishes).
 
 Under ``CI=true`` an Airflow that cannot be installed or started fails the tests; elsewhere they
 skip with the script's error.
@@ -204,7 +205,7 @@ def bridge(request):
                         },
                         {
                             "python_module": {
-                                "module_name": "tests.airflow.companies_location",
+                                "module_name": "domains.companies.definitions",
                                 "location_name": "companies",
                             }
                         },

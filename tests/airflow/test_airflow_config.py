@@ -92,3 +92,46 @@ def test_mesh_infra_status_says_airflow_is_down_and_fails(tmp_path, version):
     assert result.returncode != 0
     assert f"airflow {version}: down" in result.stdout + result.stderr
     assert not (tmp_path / ".cache" / "mesh" / f"airflow-{version}").exists()  # nothing was installed
+
+
+def test_the_location_loads_from_airflow_yaml_while_airflow_does_not_answer(tmp_path):
+    """No Airflow (and no password yet, as on a fresh clone): the companies' DAG location still loads,
+    with the mapped assets, the DAG's job and a stand-in sensor whose tick says why nothing is observed."""
+    from domains.companies import legacy_market_data
+    from mesh_assets.airflow import build_airflow_definitions
+    from mesh_assets.airflow.observe import status_sensor_name
+    from mesh_assets.orchestration.runner import AIRFLOW_DAG_TAG
+    from tests.ports import free_ports
+
+    (port,) = free_ports(1)  # nothing listens there
+    settings = MeshSettings.from_env(
+        "local", environ={"MESH_HOME": str(tmp_path), "MESH_PORT_AIRFLOW": str(port)}
+    )
+    config = REPO_ROOT / "domains" / "companies" / "airflow.yaml"
+    defs = build_airflow_definitions("companies", legacy_market_data, settings=settings, config_path=config)
+    graph = defs.resolve_asset_graph()
+    declared = load_domain_airflow("companies", config)
+    for mapped in declared.keys:
+        assert graph.get(mapped).tags[AIRFLOW_DAG_TAG] == "companies_vendor_market_data"
+    dag = graph.get(dg.AssetKey(["companies_airflow", "dag", "companies_vendor_market_data"]))
+    assert f"Airflow at http://127.0.0.1:{port} did not answer" in (dag.description or "")
+    assert set(dag.parent_keys) == declared.keys
+    assert graph.get(dg.AssetKey(["companies", "vendor_market_data"])).is_materializable  # migrated task
+    assert {j.name for j in defs.jobs or []} == {"companies_vendor_market_data__run_in_airflow"}
+    sensor = defs.get_sensor_def(status_sensor_name("companies_airflow"))
+    with dg.instance_for_test() as instance:
+        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert not tick.run_requests
+    assert "no Airflow password" in (tick.skip_message or ""), tick.skip_message
+
+    # a password now, Airflow still down: the tick says it is unreachable and how to start it
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "airflow_password").write_text("x")
+    (secrets / "airflow_password").chmod(0o600)
+    with dg.instance_for_test() as instance:
+        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert f"Airflow at http://127.0.0.1:{port} is unreachable" in (tick.skip_message or "")
+    assert "mesh infra up airflow" in (tick.skip_message or "") or "airflow.sh up" in (
+        tick.skip_message or ""
+    )

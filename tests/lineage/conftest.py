@@ -64,7 +64,14 @@ def sample_model(settings, location_definitions):
 
 # the locations the golden request log was recorded with (the sample mesh): a domain added later
 # (`mesh new-domain`) is exported by every other test, and leaves the golden file as it is
-SAMPLE_LOCATIONS = ("benchmarks", "companies", "emissions", "portfolio_alignment", "mesh_lineage")
+SAMPLE_LOCATIONS = (
+    "benchmarks",
+    "companies",
+    "companies_airflow",
+    "emissions",
+    "portfolio_alignment",
+    "mesh_lineage",
+)
 
 
 @pytest.fixture(scope="module")

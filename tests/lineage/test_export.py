@@ -23,17 +23,18 @@ def _export(settings, model, server, state_path, **kwargs):
 def dagster_graph(
     location_definitions,
 ) -> tuple[set[tuple[str, ...]], set[tuple[tuple[str, ...], tuple[str, ...]]]]:
-    """Nodes and edges of the workspace's asset graph, read downstream (child keys) from each location."""
+    """Nodes and edges of the workspace's asset graph, read downstream (child keys) from each location;
+    the lake's tables only (a legacy Airflow DAG's outputs are its files)."""
     nodes: set[tuple[str, ...]] = set()
     for defs in location_definitions.values():
         graph = defs.resolve_asset_graph()
-        nodes |= {tuple(k.path) for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+        nodes |= {tuple(k.path) for k in graph.get_all_asset_keys() if _in_lake(graph, k)}
     edges = set()
     for defs in location_definitions.values():
         graph = defs.resolve_asset_graph()
         for key in graph.get_all_asset_keys():
             for child in graph.get(key).child_keys:
-                if graph.get(child).is_materializable and tuple(key.path) in nodes:
+                if _in_lake(graph, child) and tuple(key.path) in nodes:
                     edges.add((tuple(key.path), tuple(child.path)))
     return nodes, edges
 
@@ -92,9 +93,14 @@ def test_lineage_graph_sent_equals_the_dagster_asset_graph(
         assert {t["name"] for t in tasks} == {"/".join(k) for k in _produced(defs)}
 
 
+def _in_lake(graph, key) -> bool:
+    node = graph.get(key)
+    return node.is_materializable and "mesh/airflow_dag" not in (node.tags or {})
+
+
 def _produced(defs) -> set[tuple[str, ...]]:
     graph = defs.resolve_asset_graph()
-    return {tuple(k.path) for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    return {tuple(k.path) for k in graph.get_all_asset_keys() if _in_lake(graph, k)}
 
 
 def _kinds(defs, key) -> set[str]:

@@ -41,3 +41,32 @@ def test_independent_runs_share_a_layer_and_locations_follow_their_upstream() ->
         [["companies/master"]],
         [["portfolio/scores"]],
     ]
+
+
+def test_a_legacy_dags_assets_and_what_reads_them_wait_for_the_dags_first_publication() -> None:
+    """The runner does not launch what an Airflow DAG runs, nor a product reading it before the DAG
+    has published once (it would fail on a file that is not there yet); once published, it runs."""
+    from dataclasses import replace
+
+    from mesh_assets.orchestration.runner import waiting
+
+    vendor = replace(node("companies/vendor", "companies_airflow"), airflow_dag="vendor_dag")
+    nodes = [
+        vendor,
+        node("companies/market", "companies", ("companies/vendor",)),
+        node("companies/report", "companies", ("companies/market",)),
+        node("companies/master", "companies", ("benchmarks/regions",)),
+        node("benchmarks/regions", "benchmarks"),
+        node("emissions/scores", "emissions", ("emissions/external_feed",)),
+    ]
+    left_out = waiting(nodes)
+    assert left_out == {
+        ("companies", "vendor"): "runs in the Airflow DAG vendor_dag",
+        ("companies", "market"): "waits for the first publication of companies/vendor",
+        ("companies", "report"): "waits for the first publication of companies/market",
+        # an upstream no location materializes (observed only) that was never published
+        ("emissions", "scores"): "waits for the first publication of emissions/external_feed",
+    }
+    # the DAG has published once: its readers run; its own asset is still the DAG's to run
+    published = [replace(vendor, published=True), *nodes[1:]]
+    assert set(waiting(published, {("emissions", "external_feed"): True})) == {("companies", "vendor")}
