@@ -73,7 +73,7 @@ class AirflowConnection:
             password = settings.secret(password_secret)
         except RuntimeError as exc:
             raise AirflowCredentialsRejected(
-                f"no Airflow password: {exc} (`deploy/local/airflow.sh up` generates it for the local Airflow)"
+                f"no Airflow password: {exc} (`mesh infra up airflow` generates it for the local Airflow)"
             ) from None
         return cls(
             url=(url or f"http://{settings.host}:{settings.ports.airflow}").rstrip("/"),
@@ -189,7 +189,7 @@ def explain(
     if isinstance(problem, requests.ConnectionError | requests.Timeout):
         reason = "timed out" if isinstance(problem, requests.Timeout) else "refused the connection"
         return AirflowUnreachable(
-            f"Airflow at {url} is unreachable ({reason}): start it (`deploy/local/airflow.sh up`) "
+            f"Airflow at {url} is unreachable ({reason}): start it (`mesh infra up airflow` for the local one) "
             "or fix the url in the domain's airflow.yaml (MESH_PORT_AIRFLOW for the local one)"
         )
     return AirflowBridgeError(f"calling Airflow at {url} failed: {problem}")

@@ -128,18 +128,18 @@ def build_airflow_definitions(
     config = load_domain_airflow(domain, config_path)
     try:
         connection = connection_for(config, resolved)
-    except AirflowCredentialsRejected as no_password:
+    except AirflowCredentialsRejected:
         # no password yet (Airflow never started here): offline if the server does not answer either
         url = (config.url or f"http://{resolved.host}:{resolved.ports.airflow}").rstrip("/")
         try:
             AirflowConnection(url=url, username="", password="").detect()
-        except AirflowUnreachable as down:
+        except AirflowUnreachable:
             connection = AirflowConnection(url=url, username="", password="")
-            unreachable = f"{down} ({no_password})"
+            unreachable = True
         else:
             raise
     else:
-        unreachable = ""
+        unreachable = False
     executable = {
         key: a
         for a in dg.load_assets_from_modules(modules, group_name=f"{domain}_airflow")
@@ -153,7 +153,7 @@ def build_airflow_definitions(
     ]
     resources = {"raw": RawInputs(root=str(resolved.raw_dir))}
     if unreachable:
-        return _offline_definitions(config, connection, unreachable, mapped, jobs, resources, resolved)
+        return _offline_definitions(config, connection, mapped, jobs, resources, resolved)
     try:
         instance = connection.instance(config.instance_name)
         defs = build_defs_from_airflow_instance(
@@ -166,16 +166,16 @@ def build_airflow_definitions(
             retrieval_filter=AirflowFilter(retrieve_datasets=False),
             source_code_retrieval_enabled=True,
         )
-    except AirflowUnreachable as exc:
-        return _offline_definitions(config, connection, str(exc), mapped, jobs, resources, resolved)
+    except AirflowUnreachable:
+        return _offline_definitions(config, connection, mapped, jobs, resources, resolved)
     except AirflowBridgeError:
         raise
     except Exception as exc:
         # name the real cause (down, credentials) in one sentence, else keep airlift's error
         try:
             connection.check(config.instance_name)
-        except AirflowUnreachable as down:
-            return _offline_definitions(config, connection, str(down), mapped, jobs, resources, resolved)
+        except AirflowUnreachable:
+            return _offline_definitions(config, connection, mapped, jobs, resources, resolved)
         raise AirflowBridgeError(
             f"building the Airflow location of {domain} from {connection.url} failed: {exc}"
         ) from exc
@@ -201,7 +201,6 @@ def status_sensor_name(instance_name: str) -> str:
 def _offline_definitions(
     config: DomainAirflow,
     connection: AirflowConnection,
-    reason: str,
     mapped: list[dg.AssetsDefinition | dg.AssetSpec],
     jobs: Sequence[dg.JobDefinition],
     resources: dict,
@@ -210,7 +209,8 @@ def _offline_definitions(
     """The location from ``airflow.yaml`` alone, while Airflow does not answer (module docstring)."""
     instance = config.instance_name
     dg.get_dagster_logger().warning(
-        f"{instance}: loaded from {config.path.name} without Airflow's DAG state: {reason}"
+        f"{instance}: Airflow at {connection.url} did not answer; loaded from {config.path.name} alone "
+        "(its DAG runs are observed once the location is reloaded with Airflow up)"
     )
     dags = [
         dg.AssetSpec(

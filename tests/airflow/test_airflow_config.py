@@ -68,7 +68,7 @@ def test_a_missing_password_says_where_to_put_it(tmp_path):
     with pytest.raises(AirflowBridgeError) as missing:
         AirflowConnection.from_settings(settings)
     assert "MESH_AIRFLOW_PASSWORD" in str(missing.value)
-    assert "airflow.sh up" in str(missing.value)
+    assert "mesh infra up airflow" in str(missing.value)
 
 
 @pytest.mark.parametrize("version", ["2.11.2", "3.3.2"])
@@ -132,6 +132,4 @@ def test_the_location_loads_from_airflow_yaml_while_airflow_does_not_answer(tmp_
     with dg.instance_for_test() as instance:
         tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
     assert f"Airflow at http://127.0.0.1:{port} is unreachable" in (tick.skip_message or "")
-    assert "mesh infra up airflow" in (tick.skip_message or "") or "airflow.sh up" in (
-        tick.skip_message or ""
-    )
+    assert "start it (`mesh infra up airflow` for the local one)" in (tick.skip_message or "")
