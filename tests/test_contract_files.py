@@ -29,7 +29,7 @@ from mesh_assets.settings import REPO_ROOT, MeshSettings
 
 PRODUCTS: dict[str, list[str]] = {
     "benchmarks": ["country_regions", "intensity_pathways", "production_pathways"],
-    "companies": ["company_master"],
+    "companies": ["company_master", "market_data"],
     "emissions": [
         "reported_emissions",
         "production",
@@ -47,6 +47,9 @@ PRODUCTS: dict[str, list[str]] = {
 CASES = [(domain, product) for domain, products in PRODUCTS.items() for product in products]
 CASE_IDS = [f"{domain}.{product}" for domain, product in CASES]
 per_product = pytest.mark.parametrize(("domain", "product"), CASES, ids=CASE_IDS)
+# what `mesh demo` publishes: market_data waits for the legacy Airflow DAG's first publication
+# (tests/airflow publishes it, under its contract, on real Airflow 2 and 3)
+DEMO_CASES = [c for c in CASES if c != ("companies", "market_data")]
 
 # Freshness promised per domain: (value, unit).
 LATENCY: dict[str, tuple[int, str]] = {
@@ -242,7 +245,7 @@ def published(demo) -> dict[str, PublishedTable]:
     """
     catalog = load_catalog(MeshSettings.from_env("local").replace(home=demo.home))
     tables = {}
-    for domain, product in CASES:
+    for domain, product in DEMO_CASES:
         table = catalog.load_table(f"{domain}.{product}")
         schema = table.schema()
         tables[f"{domain}.{product}"] = PublishedTable(
@@ -254,8 +257,9 @@ def published(demo) -> dict[str, PublishedTable]:
 
 
 def slow_per_product(test):
-    """Parametrize over the products; needs the demo run."""
-    return pytest.mark.slow(per_product(test))
+    """Parametrize over the products the demo publishes; needs the demo run."""
+    ids = [f"{domain}.{product}" for domain, product in DEMO_CASES]
+    return pytest.mark.slow(pytest.mark.parametrize(("domain", "product"), DEMO_CASES, ids=ids)(test))
 
 
 @slow_per_product

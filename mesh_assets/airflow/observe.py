@@ -65,10 +65,10 @@ def connection_for(config: DomainAirflow, settings: MeshSettings) -> AirflowConn
 
 
 def _mapped_assets(
-    config: DomainAirflow, executable: dict[dg.AssetKey, dg.AssetsDefinition]
+    config: DomainAirflow, executable: dict[dg.AssetKey, dg.AssetsDefinition], *, airlift: bool = True
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    from dagster_airlift.core import assets_with_task_mappings
-
+    """One asset per mapped key, governed; with ``airlift``, carrying airlift's task mapping (what
+    its sensor and proxy read), without it (Airflow away) plain, and dagster-airlift not imported."""
     out: list[dg.AssetsDefinition | dg.AssetSpec] = []
     for dag in config.dags:
         mapping: dict[str, list[dg.AssetsDefinition | dg.AssetSpec]] = {}
@@ -81,14 +81,19 @@ def _mapped_assets(
                 else:
                     items.append(dg.AssetSpec(key))
             mapping[task_id] = items
-        out.extend(assets_with_task_mappings(dag_id=dag.dag_id, task_mappings=mapping))
+        if airlift:
+            from dagster_airlift.core import assets_with_task_mappings
+
+            out.extend(assets_with_task_mappings(dag_id=dag.dag_id, task_mappings=mapping))
+        else:
+            out.extend(item for items in mapping.values() for item in items if item not in out)
     unmapped = sorted(k.to_user_string() for k in executable if k not in config.keys)
     if unmapped:
         raise AirflowConfigError(
             f"{config.path}: the Dagster assets {unmapped} map to no Airflow task; list each under "
             "dags.<dag_id>.tasks.<task_id>"
         )
-    return out
+    return list(dg.map_asset_specs(lambda s: _governed(s, config), out))
 
 
 def _governed(spec: dg.AssetSpec, config: DomainAirflow) -> dg.AssetSpec:
@@ -113,9 +118,6 @@ def build_airflow_definitions(
     config_path: Path | None = None,
 ) -> dg.Definitions:
     """The code location of ``domain``'s legacy DAGs (see the module docstring)."""
-    from dagster_airlift.core import build_defs_from_airflow_instance
-    from dagster_airlift.core.filter import AirflowFilter
-
     from mesh_assets.ingest.raw import RawInputs
 
     resolved: MeshSettings = settings or get_settings()
@@ -139,21 +141,28 @@ def build_airflow_definitions(
         else:
             raise
     else:
-        unreachable = False
+        try:  # asks the server its version (no credentials): an Airflow that is down says so here
+            connection = connection.detect()
+            unreachable = False
+        except AirflowUnreachable:
+            unreachable = True
     executable = {
         key: a
         for a in dg.load_assets_from_modules(modules, group_name=f"{domain}_airflow")
         if isinstance(a, dg.AssetsDefinition)
         for key in a.keys
     }
-    mapped = list(dg.map_asset_specs(lambda s: _governed(s, config), _mapped_assets(config, executable)))
     dag_ids = {d.dag_id for d in config.dags}
     jobs: Sequence[dg.JobDefinition] = [
         dag_trigger_job(d, lambda: connection_for(config, resolved), domain=domain) for d in sorted(dag_ids)
     ]
     resources = {"raw": RawInputs(root=str(resolved.raw_dir))}
     if unreachable:
-        return _offline_definitions(config, connection, mapped, jobs, resources, resolved)
+        return _offline_definitions(config, connection, executable, jobs, resources, resolved)
+    from dagster_airlift.core import build_defs_from_airflow_instance
+    from dagster_airlift.core.filter import AirflowFilter
+
+    mapped = _mapped_assets(config, executable)
     try:
         instance = connection.instance(config.instance_name)
         defs = build_defs_from_airflow_instance(
@@ -167,7 +176,7 @@ def build_airflow_definitions(
             source_code_retrieval_enabled=True,
         )
     except AirflowUnreachable:
-        return _offline_definitions(config, connection, mapped, jobs, resources, resolved)
+        return _offline_definitions(config, connection, executable, jobs, resources, resolved)
     except AirflowBridgeError:
         raise
     except Exception as exc:
@@ -175,7 +184,7 @@ def build_airflow_definitions(
         try:
             connection.check(config.instance_name)
         except AirflowUnreachable:
-            return _offline_definitions(config, connection, mapped, jobs, resources, resolved)
+            return _offline_definitions(config, connection, executable, jobs, resources, resolved)
         raise AirflowBridgeError(
             f"building the Airflow location of {domain} from {connection.url} failed: {exc}"
         ) from exc
@@ -201,13 +210,14 @@ def status_sensor_name(instance_name: str) -> str:
 def _offline_definitions(
     config: DomainAirflow,
     connection: AirflowConnection,
-    mapped: list[dg.AssetsDefinition | dg.AssetSpec],
+    executable: dict[dg.AssetKey, dg.AssetsDefinition],
     jobs: Sequence[dg.JobDefinition],
     resources: dict,
     settings: MeshSettings,
 ) -> dg.Definitions:
     """The location from ``airflow.yaml`` alone, while Airflow does not answer (module docstring)."""
     instance = config.instance_name
+    mapped = _mapped_assets(config, executable, airlift=False)
     dg.get_dagster_logger().warning(
         f"{instance}: Airflow at {connection.url} did not answer; loaded from {config.path.name} alone "
         "(its DAG runs are observed once the location is reloaded with Airflow up)"

@@ -295,7 +295,18 @@ def build_artifact(
         except WorkspaceError as exc:
             raise LocalDeployError(f"{exc}; nothing was replaced") from exc
         done = subprocess.run(
-            [*uv, "build", str(package), "--wheel", "--no-python-downloads", "-o", str(staging)],
+            # the build backend runs on this environment's Python: no interpreter discovery
+            [
+                *uv,
+                "build",
+                str(package),
+                "--wheel",
+                "--python",
+                sys.executable,
+                "--no-python-downloads",
+                "-o",
+                str(staging),
+            ],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,

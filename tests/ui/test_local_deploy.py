@@ -111,7 +111,7 @@ PYPROJECT = """
 [project]
 name = "probe-{name}"
 version = "0.1.0"
-requires-python = ">=3.12"
+requires-python = ">=3.11"
 
 [build-system]
 requires = ["hatchling"]
