@@ -119,6 +119,11 @@ def test_new_domain_loads_materializes_and_passes_the_workspace_wide_tests(repo:
     contract = yaml.safe_load((folder / "contracts/reference_codes.odcs.yaml").read_text())
     assert contract["team"]["members"] == [{"username": "shipping-team@example.org", "role": "owner"}]
 
+    # what it wrote passes the lint step as it is (ruff check and format, with the project's settings)
+    for lint in (["check"], ["format", "--check"]):
+        linted = run(repo, sys.executable, "-m", "ruff", *lint, f"domains/{NAME}")
+        assert linted.returncode == 0, linted.stdout + linted.stderr
+
     # the tests that look at every location, with the new one among them
     suite = run(repo, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *WORKSPACE_WIDE)
     assert suite.returncode == 0, suite.stdout[-6000:] + suite.stderr[-2000:]
