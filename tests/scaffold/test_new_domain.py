@@ -21,7 +21,13 @@ import yaml
 
 from mesh_assets.settings import REPO_ROOT, get_settings
 
-NAME = "demo_domain"
+# a name no domain of the repository has yet (the suite must also pass after `mesh new-domain
+# demo_domain`, when this test scaffolds its own next to that one)
+NAME = next(
+    name
+    for name in ("demo_domain", *(f"demo_domain_{i}" for i in range(2, 100)))
+    if not (REPO_ROOT / "domains" / name).exists()
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # the suite's tests that read every code location of the workspace and run in a minute (the rest
 # name the sample's domains, or run the whole mesh end to end: a CI run of a repository with a new
@@ -115,7 +121,7 @@ def test_new_domain_loads_materializes_and_passes_the_workspace_wide_tests(repo:
     # the dbt mart is an asset of the location, governed by its contract (dbt tests and contract as checks)
     assert f"'{NAME}/reference_code_summary'" in snapshots
     # its own package, in the workspace's one lock (tests/architecture checks its wheel)
-    assert 'name = "mesh-domain-demo-domain"' in (repo / "uv.lock").read_text()
+    assert f'name = "mesh-domain-{NAME.replace("_", "-")}"' in (repo / "uv.lock").read_text()
     contract = yaml.safe_load((folder / "contracts/reference_codes.odcs.yaml").read_text())
     assert contract["team"]["members"] == [{"username": "shipping-team@example.org", "role": "owner"}]
 
