@@ -76,7 +76,7 @@ class AirflowConnection:
                 f"no Airflow password: {exc} (`mesh infra up airflow` generates it for the local Airflow)"
             ) from None
         return cls(
-            url=(url or f"http://{settings.host}:{settings.ports.airflow}").rstrip("/"),
+            url=(url or local_url(settings)).rstrip("/"),
             username=username or DEFAULT_USER,
             password=password,
             version=_version(version),
@@ -129,6 +129,11 @@ class AirflowConnection:
         if response.status_code != 200:
             raise explain(response, self)
         return instance
+
+
+def local_url(settings: MeshSettings) -> str:
+    """The local Airflow's URL (what ``mesh infra up airflow`` starts), the default of a domain's yaml."""
+    return f"http://{settings.host}:{settings.ports.airflow}"
 
 
 def _replace(conn: AirflowConnection, **changes: Any) -> AirflowConnection:

@@ -46,6 +46,7 @@ from mesh_assets.airflow.connection import (
     AirflowConnection,
     AirflowCredentialsRejected,
     AirflowUnreachable,
+    local_url,
 )
 from mesh_assets.airflow.trigger import dag_trigger_job
 from mesh_assets.orchestration.runner import AIRFLOW_DAG_TAG
@@ -132,7 +133,7 @@ def build_airflow_definitions(
         connection = connection_for(config, resolved)
     except AirflowCredentialsRejected:
         # no password yet (Airflow never started here): offline if the server does not answer either
-        url = (config.url or f"http://{resolved.host}:{resolved.ports.airflow}").rstrip("/")
+        url = (config.url or local_url(resolved)).rstrip("/")
         try:
             AirflowConnection(url=url, username="", password="").detect()
         except AirflowUnreachable:
