@@ -24,7 +24,8 @@ apart, and lists the heavy libraries (pandas, pint, pyarrow, ...) that loading p
 ``python -m bench.load_bench --before REF`` also loads the locations as committed in ``REF``
 (``git archive``), in the same rounds, for a before/after comparison on one machine state.
 
-Repetitions run round-robin (every target once per round, after one discarded warm-up round),
+Repetitions run round-robin (every target once per round, after one discarded warm-up round;
+``--quick``, the smoke test, has no warm-up),
 so a change of machine load spreads over all targets. Results go to ``bench/results/`` as JSON.
 Exit code 0 whether or not a target is met: this is a benchmark.
 """
@@ -51,8 +52,15 @@ REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 
-FULL = {"repeats": 7, "models": [0, 50, 100, 250, 500], "model_repeats": 5, "validate_repeats": 3}
-QUICK = {"repeats": 1, "models": [0, 10, 20], "model_repeats": 1, "validate_repeats": 1}
+FULL = {
+    "repeats": 7,
+    "models": [0, 50, 100, 250, 500],
+    "model_repeats": 5,
+    "validate_repeats": 3,
+    "warmup": True,
+}
+# the smoke test: every code path once, no warm-up round (its timings are a smoke signal, not a figure)
+QUICK = {"repeats": 1, "models": [0, 10, 20], "model_repeats": 1, "validate_repeats": 1, "warmup": False}
 TARGET_LOAD_S = 2.0
 # Libraries a code location must not import when it loads (they belong to run time).
 HEAVY = (
@@ -323,10 +331,12 @@ def _workspace_locations() -> dict[str, str]:
     return {loc.name: loc.module_name for loc in locations(WORKSPACE)}
 
 
-def _round_robin(targets: dict[str, Any], repeats: int, label: str) -> dict[str, list[dict[str, Any]]]:
-    """Run every target once per round; round 0 warms the caches and is discarded."""
+def _round_robin(
+    targets: dict[str, Any], repeats: int, label: str, warmup: bool = True
+) -> dict[str, list[dict[str, Any]]]:
+    """Run every target once per round; round 0 (if ``warmup``) warms the caches and is discarded."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
-    for rnd in range(repeats + 1):
+    for rnd in range(0 if warmup else 1, repeats + 1):
         t0 = time.perf_counter()
         for name, fn in targets.items():
             result = fn()
@@ -364,7 +374,7 @@ def main(quick: bool = False, before: str | None = None) -> int:
                     targets[f"{name} @{before}"] = lambda m=module: measure(
                         {"kind": "module", "module": m, "snapshot": True}, old_root
                     )
-        runs = _round_robin(targets, cfg["repeats"], "locations")
+        runs = _round_robin(targets, cfg["repeats"], "locations", cfg["warmup"])
         validate_runs = [measure_validate(workdir / "dagster-home") for _ in range(cfg["validate_repeats"])]
         _say(f"  dagster definitions validate: {', '.join(_fmt(r.get('load_s')) for r in validate_runs)} s")
 
@@ -386,7 +396,7 @@ def main(quick: bool = False, before: str | None = None) -> int:
                     "snapshot": True,
                 }
             )
-        synth_runs = _round_robin(synth_targets, cfg["model_repeats"], "synthetic")
+        synth_runs = _round_robin(synth_targets, cfg["model_repeats"], "synthetic", cfg["warmup"])
         load_after = os.getloadavg()
 
         # ---- report

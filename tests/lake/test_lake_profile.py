@@ -147,8 +147,12 @@ def lake_mesh(lake_stack):
             for r in session
             if r["runId"] not in by_runner
         ]
+        triggered = [r for r in session if r["runId"] not in by_runner]
+        # The tests below read what was published (instance, object store, Trino): a daemon ticking
+        # every TICK seconds beside them (and beside the session's embedded demo, which may start
+        # in this module) only takes CPU from them.
+        svc.stop()
         with svc.open_instance() as instance:
-            triggered = [r for r in session if r["runId"] not in by_runner]
             yield LakeMesh(settings, instance, nodes, runs, triggered, drop, landed)
 
 
