@@ -25,6 +25,7 @@ from mesh_assets.airflow.connection import (
     call,
     explain,
 )
+from mesh_assets.orchestration.runner import AIRFLOW_DAG_TAG
 
 FAILED_TASK_STATES = {"failed", "upstream_failed"}
 UNREACHABLE_GRACE = 120.0  # seconds without an answer while waiting before Airflow counts as gone
@@ -208,7 +209,7 @@ def dag_trigger_job(
             f"Runs the legacy Airflow DAG {dag_id} of the {domain} domain and waits for it; its mapped "
             "assets are materialized by the Airflow sensor when the run succeeds."
         ),
-        tags={"mesh/domain": domain, "mesh/airflow_dag": dag_id},
+        tags={"mesh/domain": domain, AIRFLOW_DAG_TAG: dag_id},
     )
     def run_in_airflow() -> None:
         run_dag()

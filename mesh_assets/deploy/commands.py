@@ -53,7 +53,9 @@ class _DeployGroup(click.Group):
 
 
 @click.group(cls=_DeployGroup, invoke_without_command=True)
-@click.option("--status", is_flag=True, help="List each location: source and running version, server, UI.")
+@click.option(
+    "--status", is_flag=True, help="List each location: source and running version, memory, server, UI."
+)
 @PROFILE
 @WORKSPACE_OPTION
 @click.pass_context
@@ -62,7 +64,7 @@ def deploy(ctx: click.Context, status: bool, profile: str | None, workspace: Pat
 
     \b
     mesh deploy DOMAIN            replace DOMAIN's code server under the running `mesh ui`, reload it
-    mesh deploy --status          each location's version (source and running), server and UI state
+    mesh deploy --status          each location's version (source and running), memory, server and UI state
     mesh deploy render DOMAIN     print DOMAIN's Kubernetes release, checked offline
     mesh deploy apply DOMAIN      helm upgrade --install of that one release
     """
@@ -75,7 +77,7 @@ def deploy(ctx: click.Context, status: bool, profile: str | None, workspace: Pat
     from mesh_assets.workspace import locations
 
     rows = deploy_status(get_settings(profile), locations(workspace))
-    click.echo(f"{'location':<22} {'source':<13} {'running':<13} {'pid':>7}  {'server':<13} ui")
+    click.echo(f"{'location':<22} {'source':<13} {'running':<13} {'pid':>7} {'MB':>5}  {'server':<13} ui")
     for row in rows:
         stale = (
             " (source changed: mesh deploy " + row.name + ")"
@@ -83,7 +85,8 @@ def deploy(ctx: click.Context, status: bool, profile: str | None, workspace: Pat
             else ""
         )
         click.echo(
-            f"{row.name:<22} {row.source_version:<13} {row.version or '-':<13} {row.pid or '-':>7}  "
+            f"{row.name:<22} {row.source_version:<13} {row.version or '-':<13} {row.pid or '-':>7} "
+            f"{'-' if row.rss_mb is None else f'{row.rss_mb:.0f}':>5}  "
             f"{row.server:<13} {row.ui or '-'}{stale}"
         )
 

@@ -53,6 +53,7 @@ from mesh_assets.orchestration.services import (
     python_path,
     read_state,
     server_record,
+    tree_rss_mb,
     wait_for_code_servers,
     write_state,
 )
@@ -109,6 +110,7 @@ class LocationStatus:
     ui: str = ""  # LOADED | LOADING | failed: <first line of the error>
     image: str | None = None  # what the UI shows
     deployed: str = ""
+    rss_mb: float | None = None  # the server's resident memory, the code-loading child included
 
 
 def services_state(settings: MeshSettings, dagster_home: Path | None = None) -> dict[str, Any]:
@@ -260,6 +262,7 @@ def deploy_status(
                 shown,
                 entry.get("image"),
                 record.get("deployed", ""),
+                tree_rss_mb(pid) if server == "serving" else None,
             )
         )
     return rows

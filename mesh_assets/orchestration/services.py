@@ -383,6 +383,32 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def tree_rss_mb(pid: int) -> float | None:
+    """Resident memory of ``pid`` and its descendants in MB (a code server and the process that
+    loads the domain's code); None if the process is gone or /proc cannot tell (not Linux)."""
+    if not pid_alive(pid):
+        return None
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    total_kb, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        try:
+            with open(f"/proc/{current}/status") as status:
+                total_kb += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+        except (OSError, ValueError):
+            continue
+    return total_kb / 1024 if total_kb else None
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 

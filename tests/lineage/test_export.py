@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from om_server import TOKEN, LoopbackOpenMetadata, Refused, real_server, validate_strict
 
+from mesh_assets.orchestration.runner import AIRFLOW_DAG_TAG
+
 GOLDEN = Path(__file__).resolve().parent / "golden" / "sample_mesh_requests.json"
 
 
@@ -95,7 +97,7 @@ def test_lineage_graph_sent_equals_the_dagster_asset_graph(
 
 def _in_lake(graph, key) -> bool:
     node = graph.get(key)
-    return node.is_materializable and "mesh/airflow_dag" not in (node.tags or {})
+    return node.is_materializable and AIRFLOW_DAG_TAG not in (node.tags or {})
 
 
 def _produced(defs) -> set[tuple[str, ...]]:

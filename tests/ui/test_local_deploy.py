@@ -322,7 +322,11 @@ def test_status_lists_every_location_with_its_version_server_and_ui_state(probe:
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert set(rows) == {"slow", "steady", "changing", "broken"}
     state = read_state(probe["svc"].state_file)
+    header = result.stdout.splitlines()[0].split()
     for name in ("slow", "steady", "changing"):
         assert state["locations"][name]["version"] in rows[name]
         assert "serving" in rows[name] and "LOADED" in rows[name]
+        # the server's memory, its code-loading child included: more than a bare Python's
+        memory = float(rows[name].split()[header.index("MB")])
+        assert 50 < memory < 4000, rows[name]
     assert "failed: " in rows["broken"] and "not_a_module_anywhere" in rows["broken"]
