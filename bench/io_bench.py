@@ -237,9 +237,10 @@ def _history(task: dict[str, Any], home: Path) -> dict[str, Any]:
 
     The cost of a pyiceberg commit used to follow the number of snapshots in the table's
     metadata (its transaction deep-copied the whole metadata on every read of its view), so
-    this measures history depth alone: each table holds one snapshot and one manifest per day
-    (as a daily schedule leaves it), built fast by ``harness.add_daily_history``. Ours is the IO
-    manager; raw is pyiceberg's ``overwrite`` with the same filter; rounds alternate sides.
+    this measures history depth alone: each table holds one snapshot per day and the manifests
+    its writer leaves after a daily schedule (raw pyiceberg one per day, ours merged), built fast
+    by ``harness.add_daily_history``. Ours is the IO manager; raw is pyiceberg's ``overwrite``
+    with the same filter; rounds alternate sides.
     """
     import dagster as dg
 
@@ -691,7 +692,7 @@ def _report(
     lines += [
         "",
         f"overwrite ONE daily partition ({ROWS_PER_PARTITION} rows) of a table whose history is k daily snapshots "
-        f"(one manifest each), best of {cfg['history_reps']}; ratio = time at k / time at k=1, same run",
+        f"(manifests as each writer leaves them), best of {cfg['history_reps']}; ratio = time at k / time at k=1, same run",
         f"{'k snapshots':<14}{'ours':>7} {'raw':>7}  {'ours/raw':>8}  {'ratio ours':>10} {'ratio raw':>10}"
         f"  {'build ours/raw (s)':>19}",
     ]

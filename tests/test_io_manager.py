@@ -10,6 +10,7 @@ import pytest
 
 from mesh_assets.lakehouse.catalog import load_catalog
 from mesh_assets.lakehouse.io_manager import IcebergIOManager
+from mesh_assets.lakehouse.tables import MANIFEST_PROPERTIES
 from mesh_assets.settings import get_settings
 
 
@@ -420,3 +421,60 @@ def test_asset_without_domain_prefix_is_refused(resources, instance):
 
     result = dg.materialize([loose], resources=resources, instance=instance, raise_on_error=False)
     assert "has no domain prefix" in _failure(result)
+
+
+# ---- what a long history costs ------------------------------------------------------------------
+MERGE = "commit.manifest-merge.enabled"
+
+
+def _write_day(io: IcebergIOManager, name: str, day: str, version: int) -> None:
+    context = dg.build_output_context(
+        asset_key=dg.AssetKey(["ops", name]),
+        partition_key=day,
+        asset_partitions_def=daily,
+        definition_metadata={"partition_expr": "ts"},
+    )
+    start = pd.Timestamp(day)
+    io.handle_output(
+        context, pd.DataFrame({"ts": [start, start + pd.Timedelta(hours=1)], "v": [version] * 2})
+    )
+
+
+def _manifests(identifier: str) -> int:
+    current = table(identifier)
+    return len(current.current_snapshot().manifests(current.io))
+
+
+def _set(identifier: str, properties: dict[str, str | None]) -> None:
+    with table(identifier).transaction() as tx:
+        if keep := {k: v for k, v in properties.items() if v is not None}:
+            tx.set_properties(keep)
+        if drop := [k for k, v in properties.items() if v is None]:
+            tx.remove_properties(*drop)
+
+
+def test_a_table_written_daily_keeps_a_short_manifest_list(resources):
+    """Each daily commit adds a manifest; unmerged, every later overwrite reads and rewrites a list
+    as long as the table's history. The IO manager's tables merge them (Iceberg's manifest merging),
+    so the list stays under the merge threshold, and the rows are those of the daily writes."""
+    io, days = resources["io_manager"], daily.get_partition_keys()
+    for name in ("merged", "unmerged", "older"):
+        _write_day(io, name, days[0], 0)
+    assert MANIFEST_PROPERTIES.items() <= table("ops.merged").properties.items()
+    threshold = 4  # commit.manifest.min-count-to-merge (100 by default), low to keep the test short
+    _set("ops.merged", {"commit.manifest.min-count-to-merge": str(threshold)})
+    _set("ops.unmerged", {MERGE: "false"})  # the owner's choice is kept
+    _set("ops.older", {MERGE: None})  # as a table created before the property existed
+    for name in ("merged", "unmerged"):
+        for day in days[1:]:
+            _write_day(io, name, day, 0)
+        _write_day(io, name, days[5], 1)  # an overwrite of one partition in the middle
+        data = rows(f"ops.{name}")
+        per_day = data.groupby(data["ts"].dt.strftime("%Y-%m-%d"))["v"].agg(["count", "max"])
+        assert per_day["count"].to_dict() == dict.fromkeys(days, 2), name
+        assert per_day["max"].to_dict() == {day: int(day == days[5]) for day in days}, name
+    assert _manifests("ops.merged") <= threshold
+    assert _manifests("ops.unmerged") >= len(days)
+    assert table("ops.unmerged").properties[MERGE] == "false"
+    _write_day(io, "older", days[1], 0)
+    assert table("ops.older").properties[MERGE] == "true"
