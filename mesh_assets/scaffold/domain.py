@@ -64,7 +64,7 @@ def new_domain(
     values = {
         "domain": name,
         "title": name.replace("_", " ").capitalize(),
-        "owner": owner or f"{name.replace('_', '-')}-owners@mesh.example",
+        "owner": owner or f"{name}-owners@mesh.example",  # as the sample's domains: <domain>-owners
         # one line, no quotes or backslashes: it goes into a docstring and a TOML string
         "description": " ".join(
             (description or f"the {name.replace('_', ' ')} domain's data products.").replace('"', "'").split()

@@ -32,7 +32,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # the suite's tests that read every code location of the workspace and run in a minute (the rest
 # name the sample's domains, or run the whole mesh end to end: a CI run of a repository with a new
 # domain runs them)
-WORKSPACE_WIDE = ["tests/architecture", "tests/governance"]
+# the tests that look at every location (the contract files' without the demo run: not slow)
+WORKSPACE_WIDE = ["tests/architecture", "tests/governance", "tests/test_contract_files.py", "-m", "not slow"]
 
 
 def _repo_copy(target: Path) -> Path:
