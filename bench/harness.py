@@ -291,12 +291,13 @@ def raw_partitioned_table(raw: RawPyIceberg, name: str, n: int, rows_per_partiti
 def add_daily_history(
     table: Any, first_day: int, last_day: int, rows_per_partition: int, batch: int = 50
 ) -> float:
-    """Give ``table`` one snapshot per day ``first_day..last_day`` (each its own manifest), fast.
+    """Give ``table`` one snapshot per day ``first_day..last_day``, fast.
 
     The table ends as a daily schedule would leave it (one append commit per day, so one
-    snapshot per day, and one manifest per day unless the table merges manifests), but ``batch`` days are staged per catalog commit so a
-    1,000-day history builds in seconds instead of the hours a commit per day takes. Both sides
-    of the history benchmark get their history this way: only the measured overwrite differs.
+    snapshot per day, and one manifest per day unless the table merges manifests), but ``batch``
+    days are staged per catalog commit so a 1,000-day history builds in seconds instead of the
+    hours a commit per day takes. Both sides of the history benchmark get their history this way:
+    only the measured overwrite differs.
     """
     import uuid
 

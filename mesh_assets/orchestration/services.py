@@ -372,15 +372,19 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, exited but not yet reaped by its parent, does not)."""
-    if pid <= 0:
-        return False
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, parent pid, ...); None if gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            return stat.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped by its parent, does not)."""
+    fields = _proc_stat(pid) if pid > 0 else None
+    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 def tree_rss_mb(pid: int) -> float | None:
@@ -390,13 +394,8 @@ def tree_rss_mb(pid: int) -> float | None:
         return None
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
+        if entry.name.isdigit() and (fields := _proc_stat(int(entry.name))) and len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     total_kb, todo = 0, [pid]
     while todo:
         current = todo.pop()
