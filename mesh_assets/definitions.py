@@ -137,6 +137,21 @@ def resources_for(settings: MeshSettings, domain: str = "", read_grants: str = "
     }
 
 
+def _as_domain(settings: MeshSettings, domain: str) -> MeshSettings:
+    """The settings ``domain``'s runs use: in ``lake``, its own principal (catalog role).
+
+    A domain the stack has not provisioned yet (added after it started) keeps the platform's
+    credentials until the next ``mesh infra up lake``, and says so when its location loads.
+    """
+    scoped = settings.for_domain(domain)
+    if settings.profile is Profile.LAKE and not scoped.principal:
+        dg.get_dagster_logger().warning(
+            f"domain {domain!r} has no principal of its own in the lake yet: its runs use the platform's "
+            "credentials until `mesh infra up lake` (or `mesh access provision`) provisions it"
+        )
+    return scoped
+
+
 def domain_definitions(*modules: ModuleType, **options: Any) -> dg.Definitions:
     """:func:`build_domain_definitions` for the domain the modules' package is named after."""
     if not modules:
@@ -159,7 +174,7 @@ def build_domain_definitions(
     assets of the same location, from the manifest prepared at build time. ``settings`` default to
     the environment's, read here: a code location's load is one of the platform's edges.
     """
-    settings = settings or get_settings()
+    settings = _as_domain(settings or get_settings(), domain)
     assets = [
         a
         for a in dg.load_assets_from_modules(modules, group_name=domain)

@@ -34,6 +34,8 @@ class MeshResource(dg.ConfigurableResource):
     s3_bucket: str
     trigger_interval: int
     openmetadata_url: str = ""
+    # the domain whose runs these are (its own credentials in `lake`); empty for the platform
+    principal: str = ""
 
     @classmethod
     def of(cls, settings: MeshSettings) -> MeshResource:
@@ -51,5 +53,6 @@ class MeshResource(dg.ConfigurableResource):
             "s3_bucket": self.s3_bucket,
             "trigger_interval": self.trigger_interval,
             "openmetadata_url": self.openmetadata_url,
+            "principal": self.principal,
         }
         return _settings(tuple(config.items()))

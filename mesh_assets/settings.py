@@ -26,7 +26,7 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,8 @@ class MeshSettings:
     host: str = "127.0.0.1"
     s3_bucket: str = "warehouse"
     s3_region: str = "us-east-1"
+    # the platform's own gateway user (the warehouse bucket's owner; Trino's and the CLI's keys)
+    s3_user: str = "mesh"
     pg_user: str = "mesh"
     pg_catalog_db: str = "iceberg_catalog"
     pg_dagster_db: str = "dagster"
@@ -122,6 +124,11 @@ class MeshSettings:
     # The OpenMetadata server the mesh exports itself to (``mesh lineage export``, the platform
     # location's sensor); MESH_OPENMETADATA_URL. Its JWT is the secret ``openmetadata_token``.
     openmetadata_url: str | None = None
+    # The domain whose code this process runs, set by a domain's code location when it loads
+    # (never read from the environment): in ``lake`` its connections use that domain's own
+    # credentials (:meth:`domain_credentials_ready`), which the stack provisions per domain.
+    # Empty: the platform itself (CLI, platform location, tests), with the platform's credentials.
+    principal: str = ""
     # The environment the settings were read from: what subprocesses inherit (PATH, HOME, ...) and
     # where MESH_<SECRET> credentials come from. Never shown: it may hold secrets.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -173,6 +180,7 @@ class MeshSettings:
             "s3_bucket": self.s3_bucket,
             "trigger_interval": self.trigger_interval,
             "openmetadata_url": self.openmetadata_url or "",
+            "principal": self.principal,
         }
 
     @classmethod
@@ -187,6 +195,7 @@ class MeshSettings:
             s3_bucket=config["s3_bucket"],
             trigger_interval=int(config["trigger_interval"]),
             openmetadata_url=config.get("openmetadata_url") or None,
+            principal=config.get("principal") or "",
             environ=dict(os.environ if environ is None else environ),
         )
 
@@ -214,11 +223,29 @@ class MeshSettings:
             return (self.profile_home / "warehouse").as_uri()
         return f"s3://{self.s3_bucket}/iceberg"
 
+    @property
+    def catalog_user(self) -> str:
+        """The catalog database role this process connects as: its domain's, else the platform's."""
+        return domain_role(self.principal) if self.principal else self.pg_user
+
+    @property
+    def query_user(self) -> str:
+        """The Trino user this process queries as: its domain's principal, else the platform's."""
+        return domain_role(self.principal) if self.principal else self.trino_user
+
     def catalog_uri(self, *, with_password: bool = True) -> str:
         if self.profile is Profile.LOCAL:
             return f"sqlite:///{self.profile_home / 'catalog.db'}"
-        password = self.secret("pg_password") if with_password else "***"
-        return f"postgresql+psycopg2://{self.pg_user}:{password}@{self.host}:{self.ports.postgres}/{self.pg_catalog_db}"
+        if not with_password:
+            password = "***"
+        elif self.principal:
+            password = self.domain_secret(self.principal, "pg_password")
+        else:
+            password = self.secret("pg_password")
+        return (
+            f"postgresql+psycopg2://{self.catalog_user}:{password}@{self.host}:{self.ports.postgres}"
+            f"/{self.pg_catalog_db}"
+        )
 
     @property
     def s3_endpoint(self) -> str:
@@ -236,13 +263,23 @@ class MeshSettings:
             props.update(
                 {
                     "s3.endpoint": self.s3_endpoint,
-                    "s3.access-key-id": self.secret("s3_access_key"),
-                    "s3.secret-access-key": self.secret("s3_secret_key"),
+                    "s3.access-key-id": self.s3_credentials()[0],
+                    "s3.secret-access-key": self.s3_credentials()[1],
                     "s3.region": self.s3_region,
                     "s3.force-virtual-addressing": "false",
                 }
             )
         return props
+
+    def s3_credentials(self) -> tuple[str, str]:
+        """The warehouse's S3 keys for this process: its domain's own (a gateway user whose bucket
+        policy lets it write its prefix and read what it consumes), else the platform's."""
+        if self.principal:
+            return (
+                self.domain_secret(self.principal, "s3_access_key"),
+                self.domain_secret(self.principal, "s3_secret_key"),
+            )
+        return self.secret("s3_access_key"), self.secret("s3_secret_key")
 
     # ---- secrets ---------------------------------------------------------------------------
     def secret(self, name: str) -> str:
@@ -258,20 +295,54 @@ class MeshSettings:
             f"which creates {path} (mode 0600)"
         )
 
+    def domain_secrets_dir(self, domain: str) -> Path:
+        return self.secrets_dir / "domains" / domain
+
+    def domain_secret(self, domain: str, name: str) -> str:
+        """A credential of ``domain``'s own principal: ``$MESH_HOME/secrets/domains/<domain>/<name>``.
+
+        Written (mode 0600) by the stack's provisioning (``mesh access provision``), which creates
+        the matching catalog role and object store user.
+        """
+        path = self.domain_secrets_dir(domain) / name
+        if path.exists():
+            return path.read_text().strip()
+        raise RuntimeError(
+            f"domain {domain!r} has no {name} at {path}: run `mesh infra up lake` (or "
+            f"`mesh access provision`), which provisions every domain of the workspace"
+        )
+
+    def domain_credentials_ready(self, domain: str) -> bool:
+        """Whether the stack provisioned ``domain``'s own principal (its credentials exist)."""
+        folder = self.domain_secrets_dir(domain)
+        return all((folder / name).exists() for name in GENERATED_SECRETS)
+
+    def for_domain(self, domain: str) -> MeshSettings:
+        """These settings as ``domain``'s code runs them: with its own credentials in ``lake``.
+
+        A domain the stack has not provisioned yet (added after the stack started) keeps the
+        platform's credentials until the next ``mesh infra up lake``; the caller warns.
+        """
+        if self.profile is Profile.LAKE and domain and self.domain_credentials_ready(domain):
+            return self.replace(principal=domain)
+        return self
+
+    def ensure_domain_secrets(self, domain: str) -> None:
+        """Create ``domain``'s generated credentials (mode 0600) if missing."""
+        folder = self.domain_secrets_dir(domain)
+        folder.mkdir(parents=True, exist_ok=True)
+        for parent in (self.secrets_dir, folder.parent, folder):
+            os.chmod(parent, 0o700)
+        for name, make in GENERATED_SECRETS.items():
+            _write_secret(folder / name, make)
+
     def ensure_secrets(self) -> None:
         """Create any missing generated secret file (used by ``mesh infra up``)."""
         self.secrets_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.secrets_dir, 0o700)
-        generated = {
-            "pg_password": lambda: secrets.token_urlsafe(18),
-            "s3_access_key": lambda: "MESH" + secrets.token_hex(8).upper(),
-            "s3_secret_key": lambda: secrets.token_urlsafe(30),
-        }
-        for name, make in generated.items():
-            path = self.secrets_dir / name
-            if not path.exists() and not self.environ.get(f"MESH_{name.upper()}"):
-                path.write_text(make() + "\n")
-                os.chmod(path, 0o600)
+        for name, make in GENERATED_SECRETS.items():
+            if not self.environ.get(f"MESH_{name.upper()}"):
+                _write_secret(self.secrets_dir / name, make)
 
     def shell_env(self) -> dict[str, str]:
         """The non-secret settings as environment variables for ``deploy/local`` scripts."""
@@ -283,6 +354,7 @@ class MeshSettings:
             "MESH_HOST": self.host,
             "MESH_S3_BUCKET": self.s3_bucket,
             "MESH_S3_REGION": self.s3_region,
+            "MESH_S3_UID": self.s3_user,
             "MESH_PG_USER": self.pg_user,
             "MESH_PG_CATALOG_DB": self.pg_catalog_db,
             "MESH_PG_DAGSTER_DB": self.pg_dagster_db,
@@ -328,6 +400,28 @@ class MeshSettings:
         changing ``os.environ``.
         """
         return {**self.library_env(), **self.environ, **self.shell_env(), **(extra or {})}
+
+
+# The credentials the platform generates (the platform's, and each domain principal's).
+GENERATED_SECRETS: dict[str, Callable[[], str]] = {
+    "pg_password": lambda: secrets.token_urlsafe(18),
+    "s3_access_key": lambda: "MESH" + secrets.token_hex(8).upper(),
+    "s3_secret_key": lambda: secrets.token_urlsafe(30),
+}
+
+
+def _write_secret(path: Path, make: Callable[[], str]) -> None:
+    """Create ``path`` (mode 0600 from the start, never readable by others) unless it exists."""
+    if path.exists():
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(make() + "\n")
+
+
+def domain_role(domain: str) -> str:
+    """The database role (and Trino user) of ``domain``'s own principal."""
+    return f"mesh_{domain}"
 
 
 @functools.cache

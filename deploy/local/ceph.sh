@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-node Ceph (mon, mgr, one bluestore OSD on a sparse file, RGW S3 gateway) on loopback.
-# Usage: ceph.sh install|up|down [--purge]|status
+# Usage: ceph.sh install|up|down [--purge]|status|s3-users (UID<TAB>KEY<TAB>SECRET lines on stdin)
 # Data: $MESH_SERVICES_DIR/ceph. Ready = every PG active+clean and the bucket $MESH_S3_BUCKET exists.
 # shellcheck source-path=SCRIPTDIR disable=SC2034
 SERVICE=ceph
@@ -297,4 +297,33 @@ cmd_status() {
 
 load_secrets_quiet() { load_secrets 2>/dev/null; }
 
+# s3-users: the gateway users of the domains' own principals (`mesh access provision`), one per line
+# of stdin, "UID<TAB>ACCESS_KEY<TAB>SECRET_KEY" (keys on stdin, not in argv or the environment of
+# this script; radosgw-admin takes them as arguments). Created, or given those keys if they lack
+# them. They own no bucket: the warehouse bucket's policy says what each may read and write.
+cmd_s3_users() {
+    local uid access secret info
+    mkdir -p "$D/log"
+    while IFS=$'\t' read -r uid access secret; do
+        [[ -n "$uid" ]] || continue
+        [[ "$uid" =~ ^[a-z][a-z0-9_-]{0,62}$ ]] || die "s3-users: not a user name: '$uid'"
+        [[ -n "$access" && -n "$secret" ]] || die "s3-users: no keys given for $uid"
+        if info="$(rgwadmin user info --uid="$uid" 2>/dev/null)"; then
+            # the output holds the keys: only searched, never shown
+            grep -qF "\"$access\"" <<<"$info" && continue
+            rgwadmin key create --uid="$uid" --key-type=s3 --access-key="$access" --secret="$secret" \
+                >/dev/null 2>>"$D/log/bootstrap.log" || die "radosgw-admin key create failed for $uid" "$D/log/bootstrap.log"
+            continue
+        fi
+        log "creating S3 user $uid"
+        rgwadmin user create --uid="$uid" --display-name="mesh domain principal $uid" --max-buckets=-1 \
+            --access-key="$access" --secret="$secret" >/dev/null 2>>"$D/log/bootstrap.log" \
+            || die "radosgw-admin user create failed for $uid" "$D/log/bootstrap.log"
+    done
+}
+
+if [[ "${1:-}" == s3-users ]]; then
+    with_lock cmd_s3_users
+    exit
+fi
 service_main "$@"

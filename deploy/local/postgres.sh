@@ -3,7 +3,8 @@
 # Usage: postgres.sh install|up|down [--purge]|status
 # Data and socket: $PG_ROOT/{data,run} (see "Where the cluster lives" below); logs and our pid file:
 # $MESH_SERVICES_DIR/postgres/{log,run}.
-# Provides role $MESH_PG_USER (scram password from the secrets) and the databases
+# Provides role $MESH_PG_USER (scram password from the secrets; it may create roles: the domains'
+# catalog roles come from `mesh access provision`, which stack.sh runs) and the databases
 # $MESH_PG_CATALOG_DB (Iceberg JDBC catalog, shared by pyiceberg and Trino) and $MESH_PG_DAGSTER_DB.
 # shellcheck source-path=SCRIPTDIR disable=SC2034
 SERVICE=postgres
@@ -186,7 +187,8 @@ server_args() {
         -c "unix_socket_directories=$SOCKDIR" -c "unix_socket_permissions=0700" \
         -c "password_encryption=scram-sha-256" -c "max_connections=${MESH_PG_MAX_CONNECTIONS:-200}" \
         -c "shared_buffers=128MB" -c "logging_collector=off" -c "log_min_messages=warning" \
-        -c "log_line_prefix=%m [%p] %q%u@%d " -c "ssl=off"
+        -c "log_line_prefix=%m [%p] %q%u@%d " -c "ssl=off" \
+        -c "log_connections=on" # who connected as which role: each domain's runs use its own
 }
 
 provision() {
@@ -206,6 +208,8 @@ SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L TEMPLATE template0', :'ca
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'cat') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L TEMPLATE template0', :'dag', :'user', 'UTF8')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'dag') \gexec
+-- the platform's role creates each domain's catalog role (mesh access provision; not a superuser)
+ALTER ROLE :"user" CREATEROLE;
 EOF
     # Iceberg JDBC catalog tables in the "V1" layout (with iceberg_type) that Iceberg Java (Trino,
     # iceberg.jdbc-catalog.schema-version=V1) and pyiceberg >= 0.10 (SqlCatalog) both use. Made here

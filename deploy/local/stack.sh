@@ -158,6 +158,11 @@ cmd_up() {
         unset 'STARTING[$pid]'
         ((rc == 0)) || abort_up "$(cause "$svc" "$rc")"
     done
+    # each domain's own catalog role, password file and the catalog's row-level rules
+    # (mesh_assets/lakehouse/principals.py): runs connect as their domain from here on
+    (cd "$MESH_LOCAL_REPO" && "$MESH_PYTHON" -c 'from mesh_assets.cli.main import main; main()' \
+        access provision) >/dev/null 2>"$MESH_SERVICES_DIR/postgres/log/provision.err" \
+        || abort_up "mesh access provision failed: $(tail -n1 "$MESH_SERVICES_DIR/postgres/log/provision.err")"
     rc=0
     "$HERE/trino.sh" up || rc=$?
     ((rc == 0)) || abort_up "$(cause trino "$rc")"

@@ -281,6 +281,42 @@ def access_trino_rules(
     click.echo(f"wrote {out} ({len(rules['tables'])} table rules)")
 
 
+@access.command("provision")
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    help="Provision only this domain (repeatable; default: every domain of the workspace).",
+)
+def access_provision(domains: tuple[str, ...]) -> None:
+    """Give each domain its own principal in the lake: catalog role, object store user, rules.
+
+    The lake stack runs this at every start. Each domain's runs then connect as mesh_<domain>: the
+    catalog database refuses a write to another domain's namespace, and the bucket policy lets the
+    domain's user write its own prefix and read only the products whose contracts list it.
+    """
+    from mesh_assets.contracts.access import workspace_policy
+    from mesh_assets.lakehouse.principals import ProvisioningError, provision, provision_object_store
+
+    settings = _settings(Profile.LAKE.value)
+    policy = workspace_policy(WORKSPACE)
+    unknown = sorted(set(domains) - set(policy.domains))
+    if unknown:
+        raise click.UsageError(f"not a domain of {WORKSPACE}: {', '.join(unknown)}")
+    names = list(domains) or list(policy.domains)
+    reads = policy.domain_reads()
+    try:
+        roles = provision(settings, names)
+        # the bucket policy names every domain of the workspace (one document for the bucket)
+        provision_object_store(settings, list(policy.domains), reads)
+    except ProvisioningError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"domain principals ready: {', '.join(roles)} (catalog roles and object store users; "
+        f"credentials in {settings.secrets_dir / 'domains'})"
+    )
+
+
 BENCHMARKS = {
     "io": "IO manager vs raw pyiceberg and dagster-iceberg: reads, appends, overwrites by history depth, memory",
     "load": "code location load time per domain vs `import dagster`, and the workspace",

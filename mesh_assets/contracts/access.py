@@ -43,6 +43,9 @@ DOMAIN_PREFIX = "domain:"
 TEAMS_FILE = REPO_ROOT / "governance" / "teams.yaml"
 WITHHELD = "withheldColumns"
 ROW_FILTER = "rowFilter"
+# A domain's schema and its dbt staging schema (``<domain>_staging``, mesh_assets.dbt.runtime),
+# as a regex suffix: not ``(_.*)?``, which would hand ``<domain>_x``, another domain's schema, to it.
+STAGING_SCHEMA = "(_staging)?"
 
 
 class AccessPolicyError(ValueError):
@@ -178,6 +181,15 @@ class AccessPolicy:
     domains: tuple[str, ...]
     consumption: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # domain -> reads
 
+    def domain_reads(self) -> dict[str, list[tuple[str, str]]]:
+        """Per domain, the other domains' products whose contracts list it as a reader."""
+        reads: dict[str, list[tuple[str, str]]] = {}
+        for key, access in sorted(self.products.items()):
+            for grant in access.grants:
+                if grant.principal.startswith(DOMAIN_PREFIX):
+                    reads.setdefault(grant.principal[len(DOMAIN_PREFIX) :], []).append(key)
+        return reads
+
     def problems(self) -> list[tuple[str, str]]:
         """``(product, sentence)`` for each reader or column a contract names that does not exist, and
         each cross-domain read no contract allows."""
@@ -265,6 +277,10 @@ def trino_rules(
         tables.append(
             {"user": users(admins), "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP"]}
         )
+    # Trino's own metadata tables (the catalog rule below opens the catalog read-only; a table rule
+    # must allow their SELECT too): dbt-trino reads system.metadata.materialized_views, for instance.
+    # What they list is filtered by these same rules.
+    tables.append({"catalog": "system", "privileges": ["SELECT"]})
     everyone = [*domain_users.values(), *(m for t in policy.teams.values() for m in t.members)]
     catalogs.append({"user": users(everyone), "catalog": re.escape(catalog), "allow": "all"})
     monitors = sorted(monitors)
@@ -277,7 +293,7 @@ def trino_rules(
             {
                 "user": re.escape(user),
                 "catalog": re.escape(catalog),
-                "schema": re.escape(domain),
+                "schema": re.escape(domain) + STAGING_SCHEMA,
                 "owner": True,
             }
         )
@@ -303,13 +319,13 @@ def trino_rules(
             if grant.row_filter:
                 rule["filter"] = grant.row_filter
             tables.append(rule)
-    # the domain schemas' other tables (the dbt staging ones included) belong to their domain only
+    # the domain schema's other tables, and its dbt staging schema's, belong to their domain only
     for domain, user in sorted(domain_users.items()):
         tables.append(
             {
                 "user": re.escape(user),
                 "catalog": re.escape(catalog),
-                "schema": re.escape(domain) + "(_.*)?",
+                "schema": re.escape(domain) + STAGING_SCHEMA,
                 "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP"],
             }
         )

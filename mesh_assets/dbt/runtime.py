@@ -74,7 +74,7 @@ def dbt_env(settings: MeshSettings, domain: str, group: str) -> dict[str, str]:
         env |= {
             "MESH_DBT_TRINO_HOST": settings.host,
             "MESH_DBT_TRINO_PORT": str(settings.ports.trino),
-            "MESH_DBT_TRINO_USER": settings.trino_user,
+            "MESH_DBT_TRINO_USER": settings.query_user,
             "MESH_DBT_TRINO_CATALOG": settings.trino_catalog,
         }
     return env

@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from mesh_assets.lakehouse.access import AccessDenied
 from mesh_assets.settings import MeshSettings, Profile
+
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE: the catalog database refused the role
 
 
 class StorageError(RuntimeError):
@@ -32,10 +35,13 @@ def describe(exc: BaseException, settings: MeshSettings) -> str | None:
     catalog = settings.catalog_uri(with_password=False)
     if module.startswith(("sqlalchemy", "psycopg2")):
         if "password authentication failed" in lower or "authentication failed" in lower:
-            return (
-                f"the Iceberg catalog database rejected the credentials [{catalog}]: check MESH_PG_PASSWORD "
-                f"or {settings.secrets_dir / 'pg_password'}"
+            where = (
+                f"{settings.domain_secrets_dir(settings.principal) / 'pg_password'} (`mesh access provision` "
+                "sets it again)"
+                if settings.principal
+                else f"MESH_PG_PASSWORD or {settings.secrets_dir / 'pg_password'}"
             )
+            return f"the Iceberg catalog database rejected the credentials [{catalog}]: check {where}"
         if "does not exist" in lower and "database" in lower:
             return f"the Iceberg catalog database does not exist [{catalog}]: run `mesh infra up`"
         if any(
@@ -100,6 +106,11 @@ def describe(exc: BaseException, settings: MeshSettings) -> str | None:
     return None
 
 
+def _object_store_refusal(exc: BaseException) -> bool:
+    squashed = str(exc).lower().replace("_", "").replace(" ", "")
+    return isinstance(exc, OSError) and ("accessdenied" in squashed or "forbidden" in squashed)
+
+
 @contextlib.contextmanager
 def storage_errors(settings: MeshSettings, action: str) -> Iterator[None]:
     """Re-raise known storage failures during ``action`` as one :class:`StorageError` sentence."""
@@ -108,6 +119,16 @@ def storage_errors(settings: MeshSettings, action: str) -> Iterator[None]:
     except StorageError:
         raise
     except Exception as exc:
+        if settings.principal and _object_store_refusal(exc):
+            # the bucket policy (from the contracts) refused this domain's own gateway user
+            raise AccessDenied(
+                f"{action}: refused by the object store to domain:{settings.principal} (object store user "
+                f"mesh-{settings.principal}): its bucket policy lets a domain write its own namespace and read "
+                f"the products whose contracts list it ({_first_line(exc)})"
+            ) from None
+        if getattr(getattr(exc, "orig", None), "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+            # the database's own refusal (a domain's role writing outside its namespace): its sentence
+            raise AccessDenied(f"{_first_line(exc.orig)} (refused by the catalog database)") from None  # type: ignore[attr-defined]
         message = describe(exc, settings)
         if message is None:
             raise

@@ -41,7 +41,7 @@ class TrinoResource(dg.ConfigurableResource):
         return trino.dbapi.connect(
             host=settings.host,
             port=settings.ports.trino,
-            user=settings.trino_user,
+            user=settings.query_user,
             catalog=settings.trino_catalog,
             schema=schema,
             http_scheme="http",

@@ -31,11 +31,9 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from mesh_assets.ingest.raw import RawInputError, RawInputs
+from mesh_assets.lakehouse.s3 import S3Client, s3_client
 from mesh_assets.resources import MeshResource
 from mesh_assets.settings import MeshSettings
-
-# boto3's S3 client class is generated at run time: no type to name here
-S3Client = Any
 
 DROPS = "drops/"
 READY = "_SUCCESS"
@@ -48,26 +46,6 @@ MIN_INTERVAL = 30
 def landing_bucket(settings: MeshSettings, domain: str) -> str:
     """The domain's landing bucket (S3 bucket names allow no underscore)."""
     return f"{settings.s3_bucket}-landing-{domain.replace('_', '-')}"
-
-
-def s3_client(settings: MeshSettings) -> S3Client:
-    """A boto3 client of the lake's gateway: path-style (RGW serves no wildcard DNS), its keys."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.secret("s3_access_key"),
-        aws_secret_access_key=settings.secret("s3_secret_key"),
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"max_attempts": 3, "mode": "standard"},
-        ),
-    )
 
 
 def ensure_bucket(client: S3Client, bucket: str) -> bool:

@@ -25,7 +25,7 @@ from mesh_assets.orchestration.automation import UPSTREAM_RUNS_TAG, sensor_name
 from mesh_assets.orchestration.client import TERMINAL, RunOutcome
 from mesh_assets.orchestration.instance import COMPUTE_LOG_PREFIX
 from mesh_assets.orchestration.services import DagsterServices
-from mesh_assets.settings import MeshSettings, Profile, get_settings
+from mesh_assets.settings import MeshSettings, Profile, domain_role, get_settings
 
 pytestmark = [pytest.mark.lake, pytest.mark.slow]
 
@@ -49,6 +49,7 @@ class LakeMesh:
     triggered: list[dict]  # the runs the daemon's sensors created
     drop: str  # the landing drop's id
     landed: list[runner.AssetNode]  # the products ingested from it
+    pg_log_start: int  # the catalog database's log size before the session's runs
 
 
 def _foreign_upstream(nodes: list[runner.AssetNode]) -> dict[tuple[str, ...], set[str]]:
@@ -125,6 +126,8 @@ def lake_mesh(lake_stack):
     latest partition of a partitioned consumer; its history is a backfill, as an operator starts
     once (the runner, over the whole range), after which the mesh settles again."""
     settings = get_settings("lake").replace(trigger_interval=TICK)
+    pg_log = _pg_log(settings)
+    pg_log_start = pg_log.stat().st_size if pg_log.exists() else 0
     with DagsterServices(settings, webserver_port=0) as svc:
         since = time.time()
         nodes = runner.asset_nodes(svc.client)
@@ -153,7 +156,7 @@ def lake_mesh(lake_stack):
         # in this module) only takes CPU from them.
         svc.stop()
         with svc.open_instance() as instance:
-            yield LakeMesh(settings, instance, nodes, runs, triggered, drop, landed)
+            yield LakeMesh(settings, instance, nodes, runs, triggered, drop, landed, pg_log_start)
 
 
 def test_a_drop_in_the_landing_bucket_is_ingested_by_the_daemon(lake_mesh):
@@ -214,6 +217,22 @@ def test_every_domain_materializes_into_the_lake(lake_mesh):
             metadata["iceberg/snapshot_id"].value
             == load_catalog(settings).load_table(".".join(node.path)).current_snapshot().snapshot_id
         )
+
+
+def _pg_log(settings: MeshSettings):
+    return settings.services_dir / "postgres" / "log" / "postgres.log"
+
+
+def test_each_domains_runs_use_its_own_catalog_role(lake_mesh):
+    """The lake hands each domain's code location its own credentials: its runs connect to the
+    catalog database as mesh_<domain> (whose writes the database confines to its namespace,
+    tests/lake/test_lake_principals.py), which the server's connection log records."""
+    with _pg_log(lake_mesh.settings).open("rb") as handle:
+        handle.seek(lake_mesh.pg_log_start)
+        log = handle.read().decode(errors="replace")
+    db = lake_mesh.settings.pg_catalog_db
+    for domain in ("benchmarks", "companies", "emissions", "portfolio_alignment"):
+        assert f"connection authorized: user={domain_role(domain)} database={db}" in log, domain
 
 
 def test_every_runs_step_logs_are_in_the_object_store(lake_mesh, s3):

@@ -69,6 +69,10 @@ def test_services_listen_on_loopback_only(lake_stack):
 
 def test_no_secret_in_service_logs_or_configs(lake_stack):
     secrets = [lake_stack.secret(n) for n in ("pg_password", "s3_access_key", "s3_secret_key")]
+    # each domain's own catalog password (the stack provisions them at start)
+    domains = sorted(p.name for p in (lake_stack.secrets_dir / "domains").iterdir())
+    assert domains, "the stack provisioned no domain principal"
+    secrets += [lake_stack.domain_secret(d, "pg_password") for d in domains]
     root = lake_stack.services_dir
     candidates = [
         *root.glob("*/log/*"),
