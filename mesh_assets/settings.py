@@ -260,11 +260,12 @@ class MeshSettings:
         # pool_pre_ping: a catalog database restart must not surface as a stale pooled connection.
         props = {"uri": self.catalog_uri(), "warehouse": self.warehouse, "pool_pre_ping": "true"}
         if self.profile is Profile.LAKE:
+            access_key, secret_key = self.s3_credentials()  # read once: two secret files
             props.update(
                 {
                     "s3.endpoint": self.s3_endpoint,
-                    "s3.access-key-id": self.s3_credentials()[0],
-                    "s3.secret-access-key": self.s3_credentials()[1],
+                    "s3.access-key-id": access_key,
+                    "s3.secret-access-key": secret_key,
                     "s3.region": self.s3_region,
                     "s3.force-virtual-addressing": "false",
                 }
@@ -422,6 +423,11 @@ def _write_secret(path: Path, make: Callable[[], str]) -> None:
 def domain_role(domain: str) -> str:
     """The database role (and Trino user) of ``domain``'s own principal."""
     return f"mesh_{domain}"
+
+
+def domain_s3_user(domain: str) -> str:
+    """The object store (gateway) user of ``domain``'s own principal: its catalog role's twin."""
+    return f"mesh-{domain}"
 
 
 @functools.cache

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator
 
 from mesh_assets.lakehouse.access import AccessDenied
-from mesh_assets.settings import MeshSettings, Profile
+from mesh_assets.settings import MeshSettings, Profile, domain_s3_user
 
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE: the catalog database refused the role
 
@@ -123,7 +123,7 @@ def storage_errors(settings: MeshSettings, action: str) -> Iterator[None]:
             # the bucket policy (from the contracts) refused this domain's own gateway user
             raise AccessDenied(
                 f"{action}: refused by the object store to domain:{settings.principal} (object store user "
-                f"mesh-{settings.principal}): its bucket policy lets a domain write its own namespace and read "
+                f"{domain_s3_user(settings.principal)}): its bucket policy lets a domain write its own namespace and read "
                 f"the products whose contracts list it ({_first_line(exc)})"
             ) from None
         if getattr(getattr(exc, "orig", None), "pgcode", None) == INSUFFICIENT_PRIVILEGE:

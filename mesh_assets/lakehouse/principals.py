@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mesh_assets.lakehouse.s3 import s3_client
-from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, domain_role
+from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, domain_role, domain_s3_user
 
 DOMAINS_GROUP = "mesh_domains"
 CEPH_SCRIPT = REPO_ROOT / "deploy" / "local" / "ceph.sh"
@@ -221,11 +221,6 @@ def drop_roles(settings: MeshSettings, domains: Sequence[str]) -> None:
 # ---- the object store ---------------------------------------------------------------------------
 
 
-def s3_user(domain: str) -> str:
-    """The gateway user of ``domain``'s own principal, ``mesh-<domain>`` (its catalog role's twin)."""
-    return f"mesh-{domain}"
-
-
 def warehouse_prefix(settings: MeshSettings) -> str:
     """The key prefix of the warehouse in its bucket (``iceberg``): tables live at ``<prefix>/<ns>/<table>/``."""
     return settings.warehouse.removeprefix(f"s3://{settings.s3_bucket}").strip("/")
@@ -261,7 +256,7 @@ def bucket_policy(
         }
     ]
     for domain in sorted(set(domains)):
-        who = {"AWS": [f"arn:aws:iam:::user/{s3_user(domain)}"]}
+        who = {"AWS": [f"arn:aws:iam:::user/{domain_s3_user(domain)}"]}
         statements += [
             {
                 "Sid": f"{_sid(domain)}WritesItsNamespace",
@@ -299,7 +294,7 @@ def _ensure_s3_users(settings: MeshSettings, domains: Sequence[str]) -> None:
     """The domains' gateway users with the keys of their secret files (``deploy/local/ceph.sh
     s3-users``, the one place that runs ``radosgw-admin``; keys on its stdin)."""
     lines = "".join(
-        f"{s3_user(d)}\t{settings.domain_secret(d, 's3_access_key')}\t{settings.domain_secret(d, 's3_secret_key')}\n"
+        f"{domain_s3_user(d)}\t{settings.domain_secret(d, 's3_access_key')}\t{settings.domain_secret(d, 's3_secret_key')}\n"
         for d in domains
     )
     proc = subprocess.run(
