@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# where the lake profile's run logs (each step's stdout/stderr) live in the warehouse bucket
+COMPUTE_LOG_PREFIX = "dagster/compute-logs"
 
 
 class Profile(enum.StrEnum):
@@ -115,6 +117,9 @@ class MeshSettings:
     pg_user: str = "mesh"
     pg_catalog_db: str = "iceberg_catalog"
     pg_dagster_db: str = "dagster"
+    # the Dagster instance's own role (runs, events, schedules): every Dagster process holds its
+    # password, domains' included, so it is not the catalog's owner and may not read the catalog
+    pg_dagster_user: str = "dagster"
     catalog_name: str = "mesh"
     trino_catalog: str = "iceberg"
     trino_user: str = "mesh"
@@ -247,6 +252,11 @@ class MeshSettings:
             f"/{self.pg_catalog_db}"
         )
 
+    def landing_bucket(self, domain: str) -> str:
+        """``domain``'s landing bucket, where its raw drops arrive (S3 bucket names allow no
+        underscore: ``portfolio_alignment`` -> ``warehouse-landing-portfolio-alignment``)."""
+        return f"{self.s3_bucket}-landing-{domain.replace('_', '-')}"
+
     @property
     def s3_endpoint(self) -> str:
         return f"http://{self.host}:{self.ports.s3}"
@@ -341,7 +351,7 @@ class MeshSettings:
         """Create any missing generated secret file (used by ``mesh infra up``)."""
         self.secrets_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.secrets_dir, 0o700)
-        for name, make in GENERATED_SECRETS.items():
+        for name, make in {**GENERATED_SECRETS, **PLATFORM_ONLY_SECRETS}.items():
             if not self.environ.get(f"MESH_{name.upper()}"):
                 _write_secret(self.secrets_dir / name, make)
 
@@ -408,6 +418,11 @@ GENERATED_SECRETS: dict[str, Callable[[], str]] = {
     "pg_password": lambda: secrets.token_urlsafe(18),
     "s3_access_key": lambda: "MESH" + secrets.token_hex(8).upper(),
     "s3_secret_key": lambda: secrets.token_urlsafe(30),
+}
+
+# The platform's alone: the Dagster instance role's password (mesh access provision sets it).
+PLATFORM_ONLY_SECRETS: dict[str, Callable[[], str]] = {
+    "dagster_pg_password": GENERATED_SECRETS["pg_password"]
 }
 
 

@@ -296,7 +296,12 @@ def access_provision(domains: tuple[str, ...]) -> None:
     domain's user write its own prefix and read only the products whose contracts list it.
     """
     from mesh_assets.contracts.access import workspace_policy
-    from mesh_assets.lakehouse.principals import ProvisioningError, provision, provision_object_store
+    from mesh_assets.lakehouse.principals import (
+        ProvisioningError,
+        provision,
+        provision_instance_role,
+        provision_object_store,
+    )
 
     settings = _settings(Profile.LAKE.value)
     policy = workspace_policy(WORKSPACE)
@@ -306,6 +311,8 @@ def access_provision(domains: tuple[str, ...]) -> None:
     names = list(domains) or list(policy.domains)
     reads = policy.domain_reads()
     try:
+        # the Dagster instance's own role first: every Dagster process, a domain's too, holds it
+        provision_instance_role(settings)
         roles = provision(settings, names)
         # the bucket policy names every domain of the workspace (one document for the bucket)
         provision_object_store(settings, list(policy.domains), reads)
@@ -313,7 +320,7 @@ def access_provision(domains: tuple[str, ...]) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"domain principals ready: {', '.join(roles)} (catalog roles and object store users; "
-        f"credentials in {settings.secrets_dir / 'domains'})"
+        f"credentials in {settings.secrets_dir / 'domains'}); the Dagster instance as {settings.pg_dagster_user}"
     )
 
 

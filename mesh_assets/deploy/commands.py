@@ -240,8 +240,9 @@ def apply_command(
     """Install or upgrade one release (`helm upgrade --install`), only after its objects passed the check.
 
     A domain's release holds that domain's objects only: applying it leaves the platform and every
-    other domain as they are. Secrets are not applied: the release names the Secret
-    `mesh-lake-credentials`, created from your secret store.
+    other domain as they are. Secrets are not applied: the releases name them, created from your
+    secret store: `mesh-lake-credentials` (the platform's), `mesh-instance-credentials` (every run),
+    and per domain `mesh-<domain>-credentials` and `mesh-<domain>-principal` (docs/deploy.md).
     """
     from mesh_assets.deploy import k8s
 

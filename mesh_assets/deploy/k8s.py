@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mesh_assets.settings import REPO_ROOT, MeshSettings
+from mesh_assets.settings import COMPUTE_LOG_PREFIX, GENERATED_SECRETS, REPO_ROOT, MeshSettings
 from mesh_assets.workspace import Location, content_version
 
 CHARTS = REPO_ROOT / "deploy" / "k8s" / "charts"
@@ -31,16 +31,28 @@ PLATFORM_RELEASE = "mesh-platform"
 # the schema version kubernetes-validate checks against (the local API server is 1.37.x)
 SCHEMA_VERSION = "1.37.0"
 CODE_SERVER_PORT = 3030
-# what every Dagster process in the cluster reads (MESH_* of settings.py); secrets come from a Secret
+# Secrets are never values: the releases name Secret objects that the operator creates from the
+# secret store (the names and keys below). Each process gets only its own:
+# - the platform's (webserver, daemon, the platform's own locations): the mesh's own names, and the
+#   AWS SDK's for the S3 compute log manager, and the instance's password;
 LAKE_CREDENTIALS = "mesh-lake-credentials"
-# the keys of that Secret: the mesh's own names, and the AWS SDK's for the S3 compute log manager
 SECRET_KEYS = (
     "MESH_PG_PASSWORD",
     "MESH_S3_ACCESS_KEY",
     "MESH_S3_SECRET_KEY",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "MESH_DAGSTER_PG_PASSWORD",
 )
+# - the instance's password alone (the Dagster instance's own role): every run Job;
+INSTANCE_CREDENTIALS = "mesh-instance-credentials"
+INSTANCE_SECRET_KEYS = ("MESH_DAGSTER_PG_PASSWORD",)
+# - a domain's (its code server and run Jobs): its gateway user's keys for the S3 compute logs, as
+#   environment, and its principal's credential files (catalog role, gateway user), mounted where
+#   MeshSettings.for_domain reads them.
+DOMAIN_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+DOMAIN_PRINCIPAL_FILES = tuple(GENERATED_SECRETS)
+CLUSTER_MESH_HOME = "/opt/dagster/mesh"
 # the platform release's AWS SDK config (path-style S3 on Ceph), mounted into code servers and runs
 AWS_CONFIG_MAP = f"{PLATFORM_RELEASE}-aws"
 AWS_CONFIG_DIR = "/opt/dagster/aws"
@@ -59,6 +71,16 @@ def release_name(domain: str) -> str:
     return f"mesh-{k8s_name(domain)}"
 
 
+def domain_credentials(domain: str) -> str:
+    """The Secret of ``domain``'s environment (keys :data:`DOMAIN_SECRET_KEYS`)."""
+    return f"mesh-{k8s_name(domain)}-credentials"
+
+
+def domain_principal(domain: str) -> str:
+    """The Secret of ``domain``'s principal files (keys :data:`DOMAIN_PRINCIPAL_FILES`)."""
+    return f"mesh-{k8s_name(domain)}-principal"
+
+
 def domain_version(location: Location, root: Path = REPO_ROOT) -> str:
     """The code version of a domain's image (:meth:`Location.code_version`): its image tag."""
     return location.code_version(root)
@@ -72,7 +94,7 @@ def cluster_env(settings: MeshSettings) -> dict[str, str]:
     """The non-secret settings every process of the cluster gets (the lake profile's endpoints)."""
     keep = ("MESH_PROFILE", "MESH_HOST", "MESH_S3_BUCKET", "MESH_S3_REGION", "MESH_PG_USER")
     env = {k: v for k, v in settings.shell_env().items() if k in keep or k.startswith("MESH_PORT_")}
-    env.update({"MESH_PROFILE": "lake", "MESH_HOME": "/opt/dagster/mesh", "MESH_RAW_DIR": "/opt/dagster/raw"})
+    env.update({"MESH_PROFILE": "lake", "MESH_HOME": CLUSTER_MESH_HOME, "MESH_RAW_DIR": "/opt/dagster/raw"})
     return dict(sorted(env.items()))
 
 
@@ -96,17 +118,19 @@ def platform_release(
         ],
         "env": cluster_env(settings),
         "envSecrets": [LAKE_CREDENTIALS],
+        "runLauncher": {"envSecrets": [INSTANCE_CREDENTIALS]},
         "postgres": {
             "host": settings.host,
             "port": settings.ports.postgres,
             "database": settings.pg_dagster_db,
-            "user": settings.pg_user,
+            "user": settings.pg_dagster_user,
+            "passwordEnv": INSTANCE_SECRET_KEYS[0],
         },
         "computeLogs": {
             "enabled": True,
             "endpoint": settings.s3_endpoint,
             "bucket": settings.s3_bucket,
-            "prefix": "dagster/compute-logs",
+            "prefix": COMPUTE_LOG_PREFIX,
             "region": settings.s3_region,
         },
     }
@@ -120,8 +144,18 @@ def image_name(location: Location) -> str:
 
 
 def domain_release(settings: MeshSettings, location: Location, *, registry: str = "mesh") -> Release:
-    """One domain's release: its code server, whose image and env its run Jobs get too."""
+    """One domain's release: its code server, whose image and env its run Jobs get too.
+
+    A domain's location gets its own principal's Secrets and the instance's, never the platform's
+    (a platform location, such as the OpenMetadata export, keeps the platform's).
+    """
     version = domain_version(location)
+    if location.module_name.startswith("domains."):
+        domain = location.domain
+        secrets = [INSTANCE_CREDENTIALS, domain_credentials(domain)]
+        files = {domain_principal(domain): f"{CLUSTER_MESH_HOME}/secrets/domains/{domain}"}
+    else:
+        secrets, files = [LAKE_CREDENTIALS], {}
     values = {
         "domain": location.name,
         "module": location.module_name,
@@ -129,8 +163,9 @@ def domain_release(settings: MeshSettings, location: Location, *, registry: str 
         "codeVersion": version,
         "port": CODE_SERVER_PORT,
         "envConfigMaps": [f"{PLATFORM_RELEASE}-env"],
-        "envSecrets": [LAKE_CREDENTIALS],
+        "envSecrets": secrets,
         "configMounts": {AWS_CONFIG_MAP: AWS_CONFIG_DIR},
+        "secretMounts": files,
         "runJob": {"serviceAccountName": PLATFORM_RELEASE},
     }
     return Release(release_name(location.name), CHARTS / "mesh-domain", _with_domain_values(values, location))

@@ -43,7 +43,7 @@ from typing import Any
 
 from mesh_assets.orchestration.client import DagsterClient
 from mesh_assets.orchestration.dagster_internals import ping_code_server, shutdown_code_server
-from mesh_assets.orchestration.instance import instance_env
+from mesh_assets.orchestration.instance import location_env
 from mesh_assets.orchestration.services import (
     STATE_FILE,
     ServiceError,
@@ -146,7 +146,7 @@ def deploy_location(
             f"{name!r} is not a code location of the running services: choose one of {sorted(state['locations'])}"
         )
     location = Location(name, record["module"])
-    env = settings.process_env({**instance_env(settings, home), **(extra_env or {})})
+    env = location_env(settings, location.domain, home, extra_env)
     version = location.code_version(REPO_ROOT, python_path(env))
     report = Deployed(name, version, record["version"], int(record.get("pid") or 0))
     report.image = location_image(name, version)

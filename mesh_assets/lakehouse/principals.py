@@ -28,8 +28,15 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from mesh_assets.lakehouse.s3 import s3_client
-from mesh_assets.settings import REPO_ROOT, MeshSettings, Profile, domain_role, domain_s3_user
+from mesh_assets.lakehouse.s3 import ensure_bucket, s3_client
+from mesh_assets.settings import (
+    COMPUTE_LOG_PREFIX,
+    REPO_ROOT,
+    MeshSettings,
+    Profile,
+    domain_role,
+    domain_s3_user,
+)
 
 DOMAINS_GROUP = "mesh_domains"
 CEPH_SCRIPT = REPO_ROOT / "deploy" / "local" / "ceph.sh"
@@ -129,6 +136,9 @@ def catalog_statements(settings: MeshSettings) -> list[str]:
     out = [
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DOMAINS_GROUP}') "
         f"THEN CREATE ROLE {group} NOLOGIN; END IF; END $$",
+        # only the platform's role (the owner) and the domains' may connect to the catalog: not
+        # the Dagster instance's role, which every Dagster process holds
+        f"REVOKE CONNECT ON DATABASE {_ident(settings.pg_catalog_db)} FROM PUBLIC",
         f"GRANT CONNECT ON DATABASE {_ident(settings.pg_catalog_db)} TO {group}",
         f"GRANT USAGE ON SCHEMA public TO {group}",
         OWN_NAMESPACE_FUNCTION,
@@ -204,6 +214,68 @@ def provision(settings: MeshSettings, domains: Sequence[str]) -> list[str]:
     return roles
 
 
+def instance_statements(settings: MeshSettings) -> list[str]:
+    """In the Dagster instance's database (owned by the platform's role): its own role's rights on
+    everything, now and to come. Dagster creates its tables as that role on a fresh stack; tables an
+    earlier stack made as the platform's role are granted to it."""
+    role = _ident(settings.pg_dagster_user)
+    return [
+        f"GRANT CONNECT, TEMPORARY ON DATABASE {_ident(settings.pg_dagster_db)} TO {role}",
+        f"GRANT USAGE, CREATE ON SCHEMA public TO {role}",
+        f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
+        f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO {role}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO {role}",
+    ]
+
+
+def provision_instance_role(settings: MeshSettings) -> str:
+    """The Dagster instance's own database role, with the password of ``dagster_pg_password``.
+
+    Every Dagster process opens the instance, a domain's code server and its runs included: were it
+    the platform's role, each domain would hold the catalog owner's password, which row-level
+    security does not bind. This role may use the instance's database only.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    settings.ensure_secrets()
+    admin = settings.replace(principal="")
+    role = settings.pg_dagster_user
+    if not _NAME.match(role) or role.startswith("mesh_") or role == admin.pg_user:
+        raise ProvisioningError(
+            f"the Dagster instance role {role!r} must not be a domain's or the platform's"
+        )
+    instance_db = admin.catalog_uri().rsplit("/", 1)[0] + f"/{settings.pg_dagster_db}"
+    try:
+        catalog = sa.create_engine(admin.catalog_uri(), poolclass=sa.pool.NullPool)
+        try:
+            with catalog.begin() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('mesh_access_provision'))"))
+                if not conn.execute(
+                    sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
+                ).first():
+                    conn.execute(sa.text(f"CREATE ROLE {_ident(role)} LOGIN"))
+                conn.execute(
+                    sa.text(f"ALTER ROLE {_ident(role)} LOGIN PASSWORD :pw"),
+                    {"pw": scram_verifier(settings.secret("dagster_pg_password"))},
+                )
+        finally:
+            catalog.dispose()
+        instance = sa.create_engine(instance_db, poolclass=sa.pool.NullPool)
+        try:
+            with instance.begin() as conn:
+                for statement in instance_statements(settings):
+                    conn.execute(sa.text(statement))
+        finally:
+            instance.dispose()
+    except SQLAlchemyError as exc:
+        raise ProvisioningError(
+            f"could not provision the Dagster instance's role {role!r}: {getattr(exc, 'orig', exc)}"
+        ) from None
+    return role
+
+
 def drop_roles(settings: MeshSettings, domains: Sequence[str]) -> None:
     """Remove the catalog roles of ``domains`` (a domain retired, or a test's scratch domain)."""
     import sqlalchemy as sa
@@ -276,6 +348,18 @@ def bucket_policy(
                 "Resource": [arn()],
             },
         ]
+        # Run logs (the compute log manager of the domain's code server and runs): put only, so one
+        # domain does not read another's (a writer reads its own objects: S3's object ownership);
+        # the platform's webserver reads them all.
+        statements.append(
+            {
+                "Sid": f"{_sid(domain)}WritesRunLogs",
+                "Effect": "Allow",
+                "Principal": who,
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                "Resource": [arn(COMPUTE_LOG_PREFIX, "*")],
+            }
+        )
         readable = [arn(root, f"{domain}_staging", "*")]
         readable += [arn(root, owner, product, "*") for owner, product in sorted(set(reads.get(domain, ())))]
         statements.append(
@@ -288,6 +372,33 @@ def bucket_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def landing_bucket_policy(settings: MeshSettings, domain: str) -> dict[str, Any]:
+    """The policy of ``domain``'s landing bucket: its user lists and reads the drops (its landing
+    sensor and ingestion runs); the platform's user, the bucket's owner, keeps every right. Who
+    uploads a drop is the source system's business: with the platform's keys or a user granted
+    here by the operator."""
+    bucket = settings.landing_bucket(domain)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PlatformOwnsTheLanding",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam:::user/{settings.s3_user}"]},
+                "Action": ["s3:*"],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            },
+            {
+                "Sid": f"{_sid(domain)}ReadsItsDrops",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam:::user/{domain_s3_user(domain)}"]},
+                "Action": ["s3:ListBucket", "s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            },
+        ],
+    }
 
 
 def _ensure_s3_users(settings: MeshSettings, domains: Sequence[str]) -> None:
@@ -325,12 +436,17 @@ def provision_object_store(
         _check(domain)
         settings.ensure_domain_secrets(domain)
     _ensure_s3_users(settings, domains)
-    client = s3_client(settings)
-    try:
-        client.put_bucket_policy(
-            Bucket=settings.s3_bucket, Policy=json.dumps(bucket_policy(settings, domains, reads))
-        )
-    except ClientError as exc:
-        raise ProvisioningError(
-            f"the gateway refused the bucket policy of {settings.s3_bucket}: {exc.response.get('Error', {})}"
-        ) from None
+    client = s3_client(settings.replace(principal=""))
+    policies = {settings.s3_bucket: bucket_policy(settings, domains, reads)}
+    # each domain's landing bucket, created by the platform (a domain's user may create none)
+    for domain in domains:
+        policies[settings.landing_bucket(domain)] = landing_bucket_policy(settings, domain)
+    for bucket, policy in policies.items():
+        try:
+            if bucket != settings.s3_bucket:
+                ensure_bucket(client, bucket)
+            client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        except ClientError as exc:
+            raise ProvisioningError(
+                f"the gateway refused the bucket policy of {bucket}: {exc.response.get('Error', {})}"
+            ) from None

@@ -11,7 +11,7 @@ into this process's environment.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -19,14 +19,12 @@ from urllib.parse import quote
 import yaml
 
 from mesh_assets.orchestration.dagster_internals import DEFAULT_RUN_COORDINATOR, instance_from_dir
-from mesh_assets.settings import MeshSettings, Profile
+from mesh_assets.settings import COMPUTE_LOG_PREFIX, GENERATED_SECRETS, MeshSettings, Profile
 
 if TYPE_CHECKING:
     import dagster as dg
 
 PG_URL_VARIABLE = "MESH_DAGSTER_PG_URL"
-# where the lake profile's run logs live in the warehouse bucket
-COMPUTE_LOG_PREFIX = "dagster/compute-logs"
 
 
 def instance_config(settings: MeshSettings) -> dict:
@@ -75,9 +73,11 @@ response_checksum_validation = when_required
 
 
 def dagster_pg_url(settings: MeshSettings) -> str:
-    password = quote(settings.secret("pg_password"), safe="")
+    """The instance database's URL, as its own role (``mesh access provision`` creates it): every
+    Dagster process holds it, a domain's code server too, so it is not the catalog's owner."""
+    password = quote(settings.secret("dagster_pg_password"), safe="")
     return (
-        f"postgresql+psycopg2://{settings.pg_user}:{password}@{settings.host}:{settings.ports.postgres}/"
+        f"postgresql+psycopg2://{settings.pg_dagster_user}:{password}@{settings.host}:{settings.ports.postgres}/"
         f"{settings.pg_dagster_db}"
     )
 
@@ -98,15 +98,39 @@ def write_instance(settings: MeshSettings, dagster_home: Path | None = None) -> 
 
 
 def instance_env(settings: MeshSettings, dagster_home: Path | None = None) -> dict[str, str]:
-    """What a Dagster process needs to open the instance: ``DAGSTER_HOME`` (and the lake's URL)."""
+    """What a Dagster process needs to open the instance: ``DAGSTER_HOME`` (and the lake's URL).
+
+    The compute log manager's S3 keys are those of ``settings``' principal: a domain's code server
+    (and the runs it launches, its children) gets its own domain's keys, whose bucket policy lets
+    it write run logs and read none but its own; the webserver and the daemon, the platform's, read them all.
+    """
     home = Path(dagster_home or settings.dagster_home)
     env = {"DAGSTER_HOME": str(home)}
     if settings.profile is Profile.LAKE:
         env[PG_URL_VARIABLE] = dagster_pg_url(settings)
-        # the compute log manager's boto3 client: the lake's keys, path-style (written by write_instance)
-        env["AWS_ACCESS_KEY_ID"] = settings.secret("s3_access_key")
-        env["AWS_SECRET_ACCESS_KEY"] = settings.secret("s3_secret_key")
+        # the compute log manager's boto3 client, path-style (the config file written by write_instance)
+        env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = settings.s3_credentials()
         env["AWS_CONFIG_FILE"] = str(home / "aws-config")
+    return env
+
+
+def location_env(
+    settings: MeshSettings,
+    domain: str,
+    dagster_home: Path | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a code server of ``domain`` (and so of the runs it launches).
+
+    In the lake, a provisioned domain's server gets its own principal's credentials only: the
+    instance's and its domain's keys, not the platform's secrets (those given as ``MESH_<SECRET>``
+    are left out too). A location of no provisioned domain gets the platform's environment.
+    """
+    scoped = settings.for_domain(domain)
+    env = scoped.process_env({**instance_env(scoped, dagster_home), **(extra or {})})
+    if scoped.principal:
+        for name in GENERATED_SECRETS:
+            env.pop(f"MESH_{name.upper()}", None)
     return env
 
 

@@ -1,7 +1,9 @@
 """Landing buckets: a domain's raw drops arrive in object storage, and a sensor starts its ingestion.
 
 In the lake profile each domain has a landing bucket on the Ceph gateway,
-``<s3_bucket>-landing-<domain>`` (``portfolio_alignment`` -> ``warehouse-landing-portfolio-alignment``).
+``<s3_bucket>-landing-<domain>`` (``portfolio_alignment`` -> ``warehouse-landing-portfolio-alignment``),
+made by the stack's provisioning with a policy that lets the domain's own user list and read it:
+the sensor and the runs below use the domain's keys (``settings.s3_credentials()``).
 A **drop** is the prefix ``drops/<drop id>/`` holding the domain's raw files at the paths its assets
 read (e.g. ``drops/2026-11-29/itr-sample/fundamentals.csv``). A drop is complete when its marker
 ``drops/<drop id>/_SUCCESS`` exists: the uploader writes it last, as Spark and Hadoop jobs do, so a
@@ -31,9 +33,8 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from mesh_assets.ingest.raw import RawInputError, RawInputs
-from mesh_assets.lakehouse.s3 import S3Client, s3_client
+from mesh_assets.lakehouse.s3 import S3Client, ensure_bucket, s3_client
 from mesh_assets.resources import MeshResource
-from mesh_assets.settings import MeshSettings
 
 DROPS = "drops/"
 READY = "_SUCCESS"
@@ -41,25 +42,6 @@ DROP_TAG = "mesh/landing_drop"
 # a drop waits at most this long for its run: no need to list the bucket at the cross-domain
 # triggers' pace (and the daemon evaluates every sensor of the mesh in turn)
 MIN_INTERVAL = 30
-
-
-def landing_bucket(settings: MeshSettings, domain: str) -> str:
-    """The domain's landing bucket (S3 bucket names allow no underscore)."""
-    return f"{settings.s3_bucket}-landing-{domain.replace('_', '-')}"
-
-
-def ensure_bucket(client: S3Client, bucket: str) -> bool:
-    """Create ``bucket`` unless it exists; whether it was created."""
-    from botocore.exceptions import ClientError
-
-    try:
-        client.head_bucket(Bucket=bucket)
-        return False
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise
-    client.create_bucket(Bucket=bucket)
-    return True
 
 
 def ready_drops(client: S3Client, bucket: str, cursor: str | None = None) -> tuple[list[str], str | None]:
@@ -137,7 +119,7 @@ class LandingRawInputs(RawInputs):
         if not drop:
             return
         settings = self.mesh.settings
-        bucket = landing_bucket(settings, self.domain)
+        bucket = settings.landing_bucket(self.domain)
         target = settings.profile_home / "landing" / self.domain / drop
         self._drop_root = str(fetch_drop(s3_client(settings), bucket, drop, target))
         self._drop_uri = f"s3://{bucket}/{DROPS}{drop}/"
@@ -186,7 +168,7 @@ def landing_sensor(domain: str, job: dg.UnresolvedAssetJobDefinition, interval: 
     )
     def _sensor(context: dg.SensorEvaluationContext) -> Any:
         settings = context.resources.mesh.settings
-        bucket = landing_bucket(settings, domain)
+        bucket = settings.landing_bucket(domain)
         client = s3_client(settings)
         if ensure_bucket(client, bucket):
             return dg.SkipReason(f"created the landing bucket s3://{bucket}: upload drops to {DROPS}<id>/")

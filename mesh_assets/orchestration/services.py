@@ -51,7 +51,7 @@ import yaml
 
 from mesh_assets.orchestration.client import DagsterClient
 from mesh_assets.orchestration.dagster_internals import ping_code_server
-from mesh_assets.orchestration.instance import instance_env, open_instance, write_instance
+from mesh_assets.orchestration.instance import instance_env, location_env, open_instance, write_instance
 from mesh_assets.settings import REPO_ROOT, MeshSettings
 from mesh_assets.workspace import Location, locations
 
@@ -139,7 +139,7 @@ class DagsterServices:
         with open_instance(self.settings, self.dagster_home) as instance:
             yield instance
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed in stop())
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args[:4])} ...\n".encode())
@@ -148,7 +148,7 @@ class DagsterServices:
         proc = subprocess.Popen(
             args,
             cwd=REPO_ROOT,
-            env=self._env,
+            env=self._env if env is None else env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -185,7 +185,9 @@ class DagsterServices:
                 name = location.name
                 sock = os.path.join(self._socket_dir, f"{name[:40]}.sock")
                 version = location.code_version(REPO_ROOT, search)
-                proc = self._spawn(f"code-server-{name}", code_server_command(location, sock, version))
+                # each domain's server with its own principal's credentials (lake), not the platform's
+                env = location_env(self.settings, location.domain, self.dagster_home, self._extra_env)
+                proc = self._spawn(f"code-server-{name}", code_server_command(location, sock, version), env)
                 servers[name] = server_record(location, sock, version, proc.pid)
                 grpc_workspace.append({"grpc_server": {"location_name": name, "socket": sock}})
             wait_for_code_servers(

@@ -64,10 +64,47 @@ def test_the_workspace_and_instance_of_the_platform_point_at_each_domain_and_the
     logs = instance["compute_logs"]
     assert logs["class"] == "S3ComputeLogManager"
     assert logs["config"]["endpoint_url"] == cluster.settings.s3_endpoint
-    assert instance["storage"]["postgres"]["postgres_db"]["password"] == {"env": "MESH_PG_PASSWORD"}
+    # the instance as its own role, whose password is all a run gets (not the catalog owner's)
+    storage = instance["storage"]["postgres"]["postgres_db"]
+    assert storage["username"] == cluster.settings.pg_dagster_user != cluster.settings.pg_user
+    assert storage["password"] == {"env": "MESH_DAGSTER_PG_PASSWORD"}
+    assert instance["run_launcher"]["config"]["env_secrets"] == [k8s.INSTANCE_CREDENTIALS]
     # no secret value in any rendered object: the releases only name the Secret
     text = k8s.to_yaml(objects)
     assert k8s.LAKE_CREDENTIALS in text
+
+
+def test_a_domains_release_names_its_own_secrets_and_never_the_platforms(cluster: Cluster):
+    """A domain's code server (and the run Jobs its container context makes) gets its principal's
+    files where the settings read them, its own keys and the instance's password; the platform's
+    own location keeps the platform's Secret."""
+    for location in LOCATIONS:
+        objects = k8s.render(cluster.helm, k8s.domain_release(cluster.settings, location), NAMESPACE)
+        [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        secrets = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
+        context = json.loads(
+            next(e["value"] for e in container["env"] if e["name"] == "DAGSTER_CONTAINER_CONTEXT")
+        )
+        if not location.module_name.startswith("domains."):
+            assert secrets == [k8s.LAKE_CREDENTIALS], location.name
+            continue
+        domain = location.domain
+        assert secrets == [k8s.INSTANCE_CREDENTIALS, k8s.domain_credentials(domain)], location.name
+        assert k8s.LAKE_CREDENTIALS not in k8s.to_yaml(objects), location.name
+        assert context["k8s"]["env_secrets"] == secrets
+        where = f"{k8s.CLUSTER_MESH_HOME}/secrets/domains/{domain}"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts[k8s.domain_principal(domain)] == where
+        volumes = {v["name"]: v.get("secret") for v in pod["volumes"]}
+        assert volumes[k8s.domain_principal(domain)] == {
+            "secretName": k8s.domain_principal(domain),
+            "defaultMode": 0o400,
+        }
+        assert {"mount_path": where, "name": k8s.domain_principal(domain), "read_only": True} in context[
+            "k8s"
+        ]["volume_mounts"]
 
 
 def test_the_schema_check_names_an_invalid_field(cluster: Cluster):

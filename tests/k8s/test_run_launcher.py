@@ -130,10 +130,18 @@ def launch_home(installed: Cluster, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def lake_secret(installed: Cluster) -> str:
-    """The Secret the releases name, as whoever deploys creates it (values generated, never logged)."""
-    data = {key: base64.b64encode(secrets.token_urlsafe(16).encode()).decode() for key in k8s.SECRET_KEYS}
-    body = client.V1Secret(metadata=client.V1ObjectMeta(name=k8s.LAKE_CREDENTIALS), data=data)
-    client.CoreV1Api(installed.api()).create_namespaced_secret(NAMESPACE, body)
+    """The Secrets the releases name, as whoever deploys creates them (values generated, never
+    logged): the platform's, the instance's, and each domain's two."""
+    wanted = {k8s.LAKE_CREDENTIALS: k8s.SECRET_KEYS, k8s.INSTANCE_CREDENTIALS: k8s.INSTANCE_SECRET_KEYS}
+    for domain in {location.domain for location in DOMAINS}:  # companies_airflow serves companies
+        wanted[k8s.domain_credentials(domain)] = k8s.DOMAIN_SECRET_KEYS
+        wanted[k8s.domain_principal(domain)] = k8s.DOMAIN_PRINCIPAL_FILES
+    core = client.CoreV1Api(installed.api())
+    for name, keys in wanted.items():
+        data = {key: base64.b64encode(secrets.token_urlsafe(16).encode()).decode() for key in keys}
+        core.create_namespaced_secret(
+            NAMESPACE, client.V1Secret(metadata=client.V1ObjectMeta(name=name), data=data)
+        )
     return k8s.LAKE_CREDENTIALS
 
 
@@ -190,11 +198,21 @@ def test_a_run_of_each_domain_is_a_job_in_its_image_with_its_env_and_secrets(
     [container] = pod.containers
     assert container.image == image
     env_from = {(e.config_map_ref or e.secret_ref).name for e in container.env_from}
-    assert env_from == {f"{k8s.PLATFORM_RELEASE}-env", lake_secret}
+    # the run holds its domain's credentials and the instance's password, never the platform's
+    assert lake_secret not in env_from
+    assert env_from == {
+        f"{k8s.PLATFORM_RELEASE}-env",
+        k8s.INSTANCE_CREDENTIALS,
+        k8s.domain_credentials(location.domain),
+    }
     assert pod.service_account_name == k8s.PLATFORM_RELEASE
-    # the S3 compute logs' AWS SDK config (path-style on Ceph) is mounted in the run's pod too
+    # the S3 compute logs' AWS SDK config (path-style on Ceph) is mounted in the run's pod too, and
+    # the domain principal's files where the settings read them
     mounts = {m.name: m.mount_path for m in container.volume_mounts}
     assert mounts.get(k8s.AWS_CONFIG_MAP) == k8s.AWS_CONFIG_DIR, mounts
+    principal = k8s.domain_principal(location.domain)
+    assert mounts.get(principal) == f"{k8s.CLUSTER_MESH_HOME}/secrets/domains/{location.domain}", mounts
+    assert {v.name: v.secret.secret_name for v in pod.volumes if v.secret}.get(principal) == principal
     assert {v.name: v.config_map.name for v in pod.volumes if v.config_map}.get(
         k8s.AWS_CONFIG_MAP
     ) == k8s.AWS_CONFIG_MAP

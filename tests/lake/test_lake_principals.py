@@ -23,8 +23,9 @@ from mesh_assets.contracts.access import workspace_policy
 from mesh_assets.lakehouse.access import AccessDenied
 from mesh_assets.lakehouse.principals import drop_roles, provision, provision_object_store
 from mesh_assets.lakehouse.s3 import s3_client
+from mesh_assets.orchestration.instance import dagster_pg_url
 from mesh_assets.resources import MeshResource
-from mesh_assets.settings import REPO_ROOT, MeshSettings, domain_role
+from mesh_assets.settings import COMPUTE_LOG_PREFIX, REPO_ROOT, MeshSettings, domain_role
 
 SCHEMA = pa.schema([("company_id", pa.string()), ("value", pa.float64())])
 
@@ -70,8 +71,14 @@ def two_domains(lake_stack: MeshSettings, catalog) -> Iterator[tuple[MeshSetting
                     catalog.purge_table(ident)
                 catalog.drop_namespace(ns)
         drop_roles(lake_stack, scratch)
+        platform = s3_client(lake_stack)
         for ns in scratch:
             shutil.rmtree(lake_stack.domain_secrets_dir(ns), ignore_errors=True)
+            bucket = lake_stack.landing_bucket(ns)
+            for page in platform.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    platform.delete_object(Bucket=bucket, Key=obj["Key"])
+            platform.delete_bucket(Bucket=bucket)
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +244,70 @@ def test_the_object_store_refuses_a_write_into_another_domains_prefix(
         )
     assert _state(catalog, identifier) == before
     assert _table_keys(lake_stack, catalog, identifier) == keys
+
+
+def _refused(call) -> str:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as caught:
+        call()
+    return caught.value.response["Error"]["Code"]
+
+
+def test_a_domain_reads_its_own_landing_drops_and_no_other_domains_run_logs(
+    two_domains, lake_stack: MeshSettings
+) -> None:
+    """The two other things a domain's processes touch in the object store: its landing bucket
+    (made by the provisioning, read by its landing sensor and ingestion runs) and the run logs
+    (written by its code server and runs with its own keys, read by the platform's webserver)."""
+    as_owner, as_other = two_domains
+    platform, owner, other = s3_client(lake_stack), s3_client(as_owner), s3_client(as_other)
+    bucket = lake_stack.landing_bucket(as_owner.principal)
+    drop = f"drops/{uuid.uuid4().hex[:8]}/_SUCCESS"
+    platform.put_object(Bucket=bucket, Key=drop, Body=b"")
+    assert [o["Key"] for o in owner.list_objects_v2(Bucket=bucket)["Contents"]] == [drop]
+    assert owner.get_object(Bucket=bucket, Key=drop)["Body"].read() == b""
+    assert _refused(lambda: other.list_objects_v2(Bucket=bucket)) == "AccessDenied"
+    assert _refused(lambda: other.get_object(Bucket=bucket, Key=drop)) == "AccessDenied"
+    assert (
+        _refused(lambda: owner.put_object(Bucket=bucket, Key="drops/planted/x", Body=b"x")) == "AccessDenied"
+    )
+    assert (
+        _refused(lambda: owner.create_bucket(Bucket=f"{bucket}-mine")) != ""
+    )  # a domain's user makes no bucket
+
+    log = f"{COMPUTE_LOG_PREFIX}/storage/{uuid.uuid4().hex}/compute_logs/step.err"
+    owner.put_object(Bucket=lake_stack.s3_bucket, Key=log, Body=b"a step's stderr")
+    try:
+        # the writer owns its object (S3's object ownership); no other domain reads it
+        assert owner.get_object(Bucket=lake_stack.s3_bucket, Key=log)["Body"].read() == b"a step's stderr"
+        assert _refused(lambda: other.get_object(Bucket=lake_stack.s3_bucket, Key=log)) == "AccessDenied"
+        assert platform.get_object(Bucket=lake_stack.s3_bucket, Key=log)["Body"].read() == b"a step's stderr"
+    finally:
+        platform.delete_object(Bucket=lake_stack.s3_bucket, Key=log)
+
+
+def test_the_dagster_instance_role_every_process_holds_cannot_reach_the_catalog(
+    lake_stack: MeshSettings,
+) -> None:
+    """Every Dagster process, a domain's code server and runs included, holds the instance
+    database's URL: its role is not the catalog's owner and may not even connect to the catalog."""
+    import sqlalchemy as sa
+
+    url = dagster_pg_url(lake_stack)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT current_user")).scalar() == lake_stack.pg_dagster_user
+            # Dagster creates and migrates its own tables as this role
+            assert conn.execute(sa.text("SELECT has_schema_privilege('public', 'CREATE')")).scalar()
+    finally:
+        engine.dispose()
+    catalog = sa.create_engine(
+        url.rsplit("/", 1)[0] + f"/{lake_stack.pg_catalog_db}", poolclass=sa.pool.NullPool
+    )
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="permission denied for database"):
+            catalog.connect().close()
+    finally:
+        catalog.dispose()

@@ -7,10 +7,12 @@ products are published (the trigger rules themselves are tested on the embedded 
 ``tests/automation``; here they run on the PostgreSQL instance and the lake's tables).
 """
 
+import json
 import math
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -23,15 +25,22 @@ from mesh_assets.lakehouse.trino import TrinoResource
 from mesh_assets.orchestration import landing, runner
 from mesh_assets.orchestration.automation import UPSTREAM_RUNS_TAG, sensor_name
 from mesh_assets.orchestration.client import TERMINAL, RunOutcome
-from mesh_assets.orchestration.instance import COMPUTE_LOG_PREFIX
 from mesh_assets.orchestration.services import DagsterServices
-from mesh_assets.settings import MeshSettings, Profile, domain_role, get_settings
+from mesh_assets.settings import (
+    COMPUTE_LOG_PREFIX,
+    MeshSettings,
+    Profile,
+    domain_role,
+    domain_s3_user,
+    get_settings,
+)
 
 pytestmark = [pytest.mark.lake, pytest.mark.slow]
 
 SCORE = "portfolio_alignment.portfolio_temperature_score"
 
 
+DOMAINS = ("benchmarks", "companies", "emissions", "portfolio_alignment")  # the sample's, provisioned
 LANDED = "benchmarks"  # the domain whose raw files arrive through its landing bucket here
 TICK = 5  # MESH_TRIGGER_INTERVAL of this module's daemon (seconds)
 # ceilings, not expectations: sensors create runs within a few ticks; runs (dbt on Trino included)
@@ -50,6 +59,17 @@ class LakeMesh:
     drop: str  # the landing drop's id
     landed: list[runner.AssetNode]  # the products ingested from it
     pg_log_start: int  # the catalog database's log size before the session's runs
+    server_envs: dict[str, dict[str, str]]  # each code server's environment, by location
+
+
+def _code_server_envs(svc: DagsterServices) -> dict[str, dict[str, str]]:
+    """The environment each running code server was started with (its runs are its children)."""
+    state = json.loads(svc.state_file.read_text())
+    envs = {}
+    for name, record in state["locations"].items():
+        raw = Path(f"/proc/{record['pid']}/environ").read_bytes().decode(errors="replace")
+        envs[name] = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    return envs
 
 
 def _foreign_upstream(nodes: list[runner.AssetNode]) -> dict[tuple[str, ...], set[str]]:
@@ -108,7 +128,7 @@ def _settle(svc, nodes: list[runner.AssetNode], since: float) -> list[dict]:
 def _drop_raw_files(settings, domain: str) -> str:
     """Every file of the raw drop, as a new complete drop in the domain's landing bucket; its id."""
     client = landing.s3_client(settings)
-    bucket = landing.landing_bucket(settings, domain)
+    bucket = settings.landing_bucket(domain)
     landing.ensure_bucket(client, bucket)
     drop = f"lake-profile-{uuid.uuid4().hex[:8]}"
     for path in sorted(p for p in settings.raw_dir.rglob("*") if p.is_file()):
@@ -154,15 +174,18 @@ def lake_mesh(lake_stack):
         # The tests below read what was published (instance, object store, Trino): a daemon ticking
         # every TICK seconds beside them (and beside the session's embedded demo, which may start
         # in this module) only takes CPU from them.
+        server_envs = _code_server_envs(svc)
         svc.stop()
         with svc.open_instance() as instance:
-            yield LakeMesh(settings, instance, nodes, runs, triggered, drop, landed, pg_log_start)
+            yield LakeMesh(
+                settings, instance, nodes, runs, triggered, drop, landed, pg_log_start, server_envs
+            )
 
 
 def test_a_drop_in_the_landing_bucket_is_ingested_by_the_daemon(lake_mesh):
     """The landing sensor, ticked by the real daemon, ran the domain's ingestion once for the drop;
     its products record where they came from, and their consumers were triggered by that run."""
-    bucket = landing.landing_bucket(lake_mesh.settings, LANDED)
+    bucket = lake_mesh.settings.landing_bucket(LANDED)
     ingested = [r for r in lake_mesh.triggered if r["tags"].get(landing.DROP_TAG) == lake_mesh.drop]
     assert len(ingested) == 1, ingested
     (run,) = ingested
@@ -231,12 +254,27 @@ def test_each_domains_runs_use_its_own_catalog_role(lake_mesh):
         handle.seek(lake_mesh.pg_log_start)
         log = handle.read().decode(errors="replace")
     db = lake_mesh.settings.pg_catalog_db
-    for domain in ("benchmarks", "companies", "emissions", "portfolio_alignment"):
+    for domain in DOMAINS:
         assert f"connection authorized: user={domain_role(domain)} database={db}" in log, domain
 
 
+def test_each_domains_code_server_holds_its_own_credentials_only(lake_mesh):
+    """A domain's code server (and so its runs) was handed its own S3 keys and the Dagster
+    instance's role, and no secret of the platform's: not the catalog owner's password, not the
+    platform's S3 keys (whose bucket policy allows everything)."""
+    settings = lake_mesh.settings
+    platform = [settings.secret(name) for name in ("pg_password", "s3_access_key", "s3_secret_key")]
+    for domain in DOMAINS:
+        env = lake_mesh.server_envs[domain]
+        own = settings.for_domain(domain).s3_credentials()
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == own, domain
+        assert not [k for k, v in env.items() if any(secret in v for secret in platform)], domain
+        assert f"://{settings.pg_dagster_user}:" in env["MESH_DAGSTER_PG_URL"], domain
+
+
 def test_every_runs_step_logs_are_in_the_object_store(lake_mesh, s3):
-    """Run logs live in the lake's bucket (S3ComputeLogManager on the Ceph gateway), not on one disk."""
+    """Run logs live in the lake's bucket (S3ComputeLogManager on the Ceph gateway), not on one disk,
+    written by the domain's own gateway user (its runs hold no other keys)."""
     settings, runs = lake_mesh.settings, lake_mesh.runs
     for run in runs:
         listing = s3.list_objects_v2(
@@ -244,6 +282,9 @@ def test_every_runs_step_logs_are_in_the_object_store(lake_mesh, s3):
         )
         keys = [o["Key"] for o in listing.get("Contents", [])]
         assert any(k.endswith(".err") for k in keys), (run.run_id, keys)
+        if run.location in DOMAINS:
+            owners = {s3.get_object_acl(Bucket=settings.s3_bucket, Key=k)["Owner"]["ID"] for k in keys}
+            assert owners == {domain_s3_user(run.location)}, (run.run_id, owners)
         text = b"".join(
             s3.get_object(Bucket=settings.s3_bucket, Key=k)["Body"].read() for k in keys if k.endswith(".err")
         ).decode()

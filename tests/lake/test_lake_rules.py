@@ -47,21 +47,24 @@ def published(lake_stack: MeshSettings) -> MeshSettings:
     return lake_stack
 
 
-def _connect(settings: MeshSettings, user: str):
+def _connect(settings: MeshSettings, user: str, acting_as: str | None = None):
+    """A connection of ``user``; ``acting_as``: impersonating that user (the client sends
+    X-Trino-Original-User and X-Trino-User; the rules' ``impersonation`` section decides)."""
     import trino
 
     return trino.dbapi.connect(
         host=settings.host,
         port=settings.ports.trino,
-        user=user,
+        user=acting_as or user,
+        http_headers={"X-Trino-Original-User": user} if acting_as else None,
         catalog=settings.trino_catalog,
         http_scheme="http",
         request_timeout=120,
     )
 
 
-def sql_as(settings: MeshSettings, user: str, statement: str) -> list[list]:
-    conn = _connect(settings, user)
+def sql_as(settings: MeshSettings, user: str, statement: str, acting_as: str | None = None) -> list[list]:
+    conn = _connect(settings, user, acting_as)
     try:
         cur = conn.cursor()
         cur.execute(statement)
@@ -200,3 +203,26 @@ def test_a_contract_change_applies_after_the_refresh_without_a_restart(published
         _write_atomically(path, original)
     _until("companies reads again once the contract lists it again", lambda: not companies_refused())
     assert _trino_pid(published) == pid  # no restart
+
+
+def test_the_service_user_impersonates_domain_principals_only(published):
+    """The orchestrator's service user may act as a domain's principal, and is then held to that
+    domain's rules; no one else impersonates anyone, and nobody impersonates the service user."""
+    from trino.exceptions import TrinoUserError
+
+    settings = published
+    service, reader, other = settings.trino_user, "mesh_companies", "mesh_emissions"
+    assert sql_as(settings, service, "SELECT current_user", reader) == [[reader]]
+    # acting as companies, the service reads what companies may read, and not more
+    assert sql_as(settings, service, f"SELECT count(*) FROM {TABLE}", reader)[0][0] > 0
+    with pytest.raises(TrinoUserError, match="Access Denied"):
+        sql_as(settings, service, f"DELETE FROM {TABLE}", reader)
+    for user, target in (
+        (other, reader),
+        (reader, service),
+        (service, "ana.analyst"),
+        ("ana.analyst", reader),
+    ):
+        with pytest.raises(TrinoUserError, match="Access Denied") as caught:
+            sql_as(settings, user, "SELECT 1", target)
+        assert "impersonate" in str(caught.value), (user, target, caught.value)

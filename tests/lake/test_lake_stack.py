@@ -68,7 +68,8 @@ def test_services_listen_on_loopback_only(lake_stack):
 
 
 def test_no_secret_in_service_logs_or_configs(lake_stack):
-    secrets = [lake_stack.secret(n) for n in ("pg_password", "s3_access_key", "s3_secret_key")]
+    names = ("pg_password", "s3_access_key", "s3_secret_key", "dagster_pg_password")
+    secrets = [lake_stack.secret(n) for n in names]
     # each domain's own catalog password (the stack provisions them at start)
     domains = sorted(p.name for p in (lake_stack.secrets_dir / "domains").iterdir())
     assert domains, "the stack provisioned no domain principal"

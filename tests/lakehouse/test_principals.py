@@ -11,8 +11,14 @@ import pytest
 
 from mesh_assets.dbt.runtime import dbt_env
 from mesh_assets.definitions import build_domain_definitions
-from mesh_assets.lakehouse.principals import ProvisioningError, provision
-from mesh_assets.settings import MeshSettings, Profile
+from mesh_assets.lakehouse.principals import (
+    ProvisioningError,
+    bucket_policy,
+    landing_bucket_policy,
+    provision,
+)
+from mesh_assets.orchestration.instance import location_env
+from mesh_assets.settings import COMPUTE_LOG_PREFIX, MeshSettings, Profile, domain_s3_user
 
 
 @pytest.fixture
@@ -114,3 +120,38 @@ def test_a_refusal_by_the_object_store_names_the_domains_user(lake: MeshSettings
         storage_errors(lake, "writing companies.x"),
     ):
         raise error
+
+
+def test_a_domains_code_server_is_handed_its_own_keys_and_none_of_the_platforms(lake: MeshSettings) -> None:
+    """What `mesh ui`, the demo and `mesh deploy` start a domain's code server with (its runs are its
+    children): the domain's S3 keys for the run logs, the Dagster instance's own role, and no
+    platform secret, not even one the platform was given in its environment."""
+    lake.ensure_secrets()
+    lake.ensure_domain_secrets("companies")
+    env = location_env(lake, "companies", lake.dagster_home)
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == lake.for_domain(
+        "companies"
+    ).s3_credentials()
+    platform = ["platform-secret", "s3-secret", lake.secret("s3_access_key")]
+    assert not [name for name, value in env.items() if any(secret in value for secret in platform)]
+    url = env["MESH_DAGSTER_PG_URL"]
+    assert url.startswith("postgresql+psycopg2://dagster:") and lake.secret("dagster_pg_password") in url
+    # the platform's own processes (webserver, daemon) and a location of no provisioned domain
+    platform_env = location_env(lake, "emissions", lake.dagster_home)
+    assert platform_env["AWS_SECRET_ACCESS_KEY"] == "s3-secret"
+
+
+def test_the_bucket_policies_confine_run_logs_and_landing_drops(lake: MeshSettings) -> None:
+    """A domain's user puts run logs, is granted no read of them (it reads only the objects it
+    wrote, which S3's object ownership gives it), and reads its own landing drops only."""
+    policy = bucket_policy(lake, ["companies", "emissions"], {})
+    logs = f"arn:aws:s3:::{lake.s3_bucket}/{COMPUTE_LOG_PREFIX}/*"
+    for domain in ("companies", "emissions"):
+        user = f"arn:aws:iam:::user/{domain_s3_user(domain)}"
+        grants = [s for s in policy["Statement"] if user in s["Principal"]["AWS"]]
+        on_logs = {a for s in grants if logs in s["Resource"] for a in s["Action"]}
+        assert "s3:PutObject" in on_logs and "s3:GetObject" not in on_logs, domain
+    landing = landing_bucket_policy(lake, "companies")
+    readers = {u for s in landing["Statement"] for u in s["Principal"]["AWS"]}
+    assert readers == {"arn:aws:iam:::user/mesh", f"arn:aws:iam:::user/{domain_s3_user('companies')}"}
+    assert all(lake.landing_bucket("companies") in r for s in landing["Statement"] for r in s["Resource"])
