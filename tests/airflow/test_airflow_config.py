@@ -118,7 +118,7 @@ def test_the_location_loads_from_airflow_yaml_while_airflow_does_not_answer(tmp_
     assert set(dag.parent_keys) == declared.keys
     assert graph.get(dg.AssetKey(["companies", "vendor_market_data"])).is_materializable  # migrated task
     assert {j.name for j in defs.jobs or []} == {"companies_vendor_market_data__run_in_airflow"}
-    sensor = defs.get_sensor_def(status_sensor_name("companies_airflow"))
+    sensor = defs.resolve_sensor_def(status_sensor_name("companies_airflow"))
     with dg.instance_for_test() as instance:
         tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
     assert not tick.run_requests

@@ -78,7 +78,7 @@ def test_a_complete_drop_is_ingested_once_and_a_bad_drop_publishes_nothing(lake_
     client, name = bucket
     assert name == f"{settings.s3_bucket}-landing-companies"
     defs = _defs(settings, DOMAIN)
-    sensor = defs.get_sensor_def(SENSOR)
+    sensor = defs.resolve_sensor_def(SENSOR)
     assert sensor.job_name == JOB
     sample = (REPO_ROOT / "data" / "raw" / FUNDAMENTALS).read_bytes()
     good, bad = f"good-{uuid.uuid4().hex[:8]}", f"bad-{uuid.uuid4().hex[:8]}"

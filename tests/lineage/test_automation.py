@@ -36,7 +36,7 @@ def instance(settings, tmp_path):
 def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
     from mesh_assets.lineage.automation import SENSOR_NAME
 
-    sensor = defs.get_sensor_def(SENSOR_NAME)
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
     context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
     return sensor(context), context
 
