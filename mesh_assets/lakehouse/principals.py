@@ -216,14 +216,23 @@ def provision(settings: MeshSettings, domains: Sequence[str]) -> list[str]:
 
 def instance_statements(settings: MeshSettings) -> list[str]:
     """In the Dagster instance's database (owned by the platform's role): its own role's rights on
-    everything, now and to come. Dagster creates its tables as that role on a fresh stack; tables an
-    earlier stack made as the platform's role are granted to it."""
+    everything, now and to come. Dagster creates its tables as that role on a fresh stack (they are
+    its own: a GRANT on them by the platform's role would be refused); tables an earlier stack made
+    as the platform's role are granted to it, one by one."""
     role = _ident(settings.pg_dagster_user)
+    grant_owned = (
+        "DO $$ DECLARE r record; BEGIN "
+        "FOR r IN SELECT tablename AS name, 'TABLE' AS kind FROM pg_tables "
+        "WHERE schemaname = 'public' AND tableowner = current_user "
+        "UNION ALL SELECT sequencename, 'SEQUENCE' FROM pg_sequences "
+        "WHERE schemaname = 'public' AND sequenceowner = current_user LOOP "
+        f"EXECUTE format('GRANT ALL ON %s public.%I TO %s', r.kind, r.name, '{role}'); "
+        "END LOOP; END $$"
+    )
     return [
         f"GRANT CONNECT, TEMPORARY ON DATABASE {_ident(settings.pg_dagster_db)} TO {role}",
         f"GRANT USAGE, CREATE ON SCHEMA public TO {role}",
-        f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
-        f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        grant_owned,
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO {role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO {role}",
     ]

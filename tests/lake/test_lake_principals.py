@@ -21,7 +21,12 @@ import pytest
 
 from mesh_assets.contracts.access import workspace_policy
 from mesh_assets.lakehouse.access import AccessDenied
-from mesh_assets.lakehouse.principals import drop_roles, provision, provision_object_store
+from mesh_assets.lakehouse.principals import (
+    drop_roles,
+    provision,
+    provision_instance_role,
+    provision_object_store,
+)
 from mesh_assets.lakehouse.s3 import s3_client
 from mesh_assets.orchestration.instance import dagster_pg_url
 from mesh_assets.resources import MeshResource
@@ -311,3 +316,22 @@ def test_the_dagster_instance_role_every_process_holds_cannot_reach_the_catalog(
             catalog.connect().close()
     finally:
         catalog.dispose()
+
+
+def test_provisioning_again_keeps_the_tables_dagster_made_as_its_own_role(lake_stack: MeshSettings) -> None:
+    """`mesh infra up` provisions at every start: the second time, Dagster's tables exist, made as
+    the instance's own role, and the platform's role may not grant what it does not own (the first
+    fresh-clone run of this change failed its stack's restart on exactly that)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(dagster_pg_url(lake_stack), poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS mesh_test_owned_by_instance (id serial)"))
+        assert provision_instance_role(lake_stack) == lake_stack.pg_dagster_user
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO mesh_test_owned_by_instance DEFAULT VALUES"))
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS mesh_test_owned_by_instance"))
+        engine.dispose()
