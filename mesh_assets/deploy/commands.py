@@ -242,7 +242,7 @@ def apply_command(
     A domain's release holds that domain's objects only: applying it leaves the platform and every
     other domain as they are. Secrets are not applied: the releases name them, created from your
     secret store: `mesh-lake-credentials` (the platform's), `mesh-instance-credentials` (every run),
-    and per domain `mesh-<domain>-credentials` and `mesh-<domain>-principal` (docs/deploy.md).
+    and per domain `mesh-<domain>-credentials` and `mesh-<domain>-principal` (deploy/k8s/README.md).
     """
     from mesh_assets.deploy import k8s
 

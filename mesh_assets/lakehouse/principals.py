@@ -165,6 +165,16 @@ def catalog_statements(settings: MeshSettings) -> list[str]:
     return out
 
 
+def _ensure_login_role(conn: Any, role: str, password: str) -> None:
+    """Create ``role`` (LOGIN) unless it exists, and set its password. The server gets a SCRAM
+    verifier, never the password: a statement the server logs (e.g. on an error) cannot leak it."""
+    import sqlalchemy as sa
+
+    if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
+        conn.execute(sa.text(f"CREATE ROLE {_ident(role)} LOGIN"))
+    conn.execute(sa.text(f"ALTER ROLE {_ident(role)} LOGIN PASSWORD :pw"), {"pw": scram_verifier(password)})
+
+
 def provision(settings: MeshSettings, domains: Sequence[str]) -> list[str]:
     """Give each of ``domains`` its catalog role and password file; set up the catalog's rules.
 
@@ -191,17 +201,7 @@ def provision(settings: MeshSettings, domains: Sequence[str]) -> list[str]:
             for domain in domains:
                 settings.ensure_domain_secrets(domain)
                 role = domain_role(domain)
-                exists = conn.execute(
-                    sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
-                ).first()
-                if not exists:
-                    conn.execute(sa.text(f"CREATE ROLE {_ident(role)} LOGIN"))
-                # the server gets a SCRAM verifier, never the password: a statement the server
-                # logs (e.g. on an error) cannot leak it
-                conn.execute(
-                    sa.text(f"ALTER ROLE {_ident(role)} LOGIN PASSWORD :pw"),
-                    {"pw": scram_verifier(settings.domain_secret(domain, "pg_password"))},
-                )
+                _ensure_login_role(conn, role, settings.domain_secret(domain, "pg_password"))
                 conn.execute(sa.text(f"GRANT {_ident(DOMAINS_GROUP)} TO {_ident(role)}"))
                 roles.append(role)
     except SQLAlchemyError as exc:
@@ -261,14 +261,7 @@ def provision_instance_role(settings: MeshSettings) -> str:
         try:
             with catalog.begin() as conn:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('mesh_access_provision'))"))
-                if not conn.execute(
-                    sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
-                ).first():
-                    conn.execute(sa.text(f"CREATE ROLE {_ident(role)} LOGIN"))
-                conn.execute(
-                    sa.text(f"ALTER ROLE {_ident(role)} LOGIN PASSWORD :pw"),
-                    {"pw": scram_verifier(settings.secret("dagster_pg_password"))},
-                )
+                _ensure_login_role(conn, role, settings.secret("dagster_pg_password"))
         finally:
             catalog.dispose()
         instance = sa.create_engine(instance_db, poolclass=sa.pool.NullPool)
