@@ -276,15 +276,27 @@ def _history(task: dict[str, Any], home: Path) -> dict[str, Any]:
             harness.add_daily_history(raw.catalog.load_table(f"bench.{name}"), 1, depth - 1, per), 3
         )
 
+    # "first": the IO manager's first write of the table in its process (a daily run's step), its
+    # catalog holding no parsed metadata yet; "ours": a later write in the same process.
+    parsed = ours_catalog.parsed_metadata
+
+    def first_write(args):
+        parsed.clear()  # untimed: as in a fresh process
+        return args
+
     runs: dict[str, list[dict[str, Any]]] = {}
     for r in range(task["reps"]):
-        for side in ["ours", "raw"] if r % 2 == 0 else ["raw", "ours"]:
+        for side in ["ours", "first", "raw"] if r % 2 == 0 else ["raw", "first", "ours"]:
             for depth in task["depths"]:
                 name, last = f"h{depth}", depth - 1
                 data = harness.day_table(last, per, version=1 + r)
-                if side == "ours":
+                if side in ("ours", "first"):
                     args = (ctx(name, last), data)
-                    stats = harness.measure(lambda a: io.handle_output(*a), 1, prepare=lambda a=args: a)
+                    stats = harness.measure(
+                        lambda a: io.handle_output(*a),
+                        1,
+                        prepare=(lambda a=args: first_write(a)) if side == "first" else (lambda a=args: a),
+                    )
                 else:
                     stats = harness.measure(
                         lambda a: raw.write(a[0], a[2], overwrite_filter=harness.day_filter(a[1])),
@@ -693,24 +705,31 @@ def _report(
         "",
         f"overwrite ONE daily partition ({ROWS_PER_PARTITION} rows) of a table whose history is k daily snapshots "
         f"(manifests as each writer leaves them), best of {cfg['history_reps']}; ratio = time at k / time at k=1, same run",
-        f"{'k snapshots':<14}{'ours':>7} {'raw':>7}  {'ours/raw':>8}  {'ratio ours':>10} {'ratio raw':>10}"
-        f"  {'build ours/raw (s)':>19}",
+        "ours = a later write of the table in the same process; first = the process's first write of it"
+        " (its metadata file parsed: a daily run's step)",
+        f"{'k snapshots':<14}{'ours':>7} {'first':>7} {'raw':>7}  {'ours/raw':>8}  {'ratio ours':>10}"
+        f" {'ratio first':>11} {'ratio raw':>10}  {'build ours/raw (s)':>19}",
     ]
     summary["history"] = []
     for depth in depths:
-        o, r = best_h("ours", depth), best_h("raw", depth)
+        o, f, r = best_h("ours", depth), best_h("first", depth), best_h("raw", depth)
         ro, rr = _ratio(o, best_h("ours", depths[0])), _ratio(r, best_h("raw", depths[0]))
+        rf = _ratio(f, best_h("first", depths[0]))
         built = f"{_fmt_s(hbuild.get(f'ours {depth}'))}/{_fmt_s(hbuild.get(f'raw {depth}'))}"
         lines.append(
-            f"{depth:<14}{_fmt_s(o):>7} {_fmt_s(r):>7}  {_r(_ratio(o, r)):>8}  {_r(ro):>10} {_r(rr):>10}  {built:>19}"
+            f"{depth:<14}{_fmt_s(o):>7} {_fmt_s(f):>7} {_fmt_s(r):>7}  {_r(_ratio(o, r)):>8}  {_r(ro):>10}"
+            f" {_r(rf):>11} {_r(rr):>10}  {built:>19}"
         )
         limit = TARGET_HISTORY_RATIO.get(depth)
-        ok = ro is not None and limit is not None and ro <= limit
-        summary["history"].append({"depth": depth, "ratio": ro, "raw_ratio": rr, "limit": limit, "pass": ok})
+        # graded on both: a later write and a process's first (where the parse still follows history)
+        ok = None not in (ro, rf) and limit is not None and max(ro, rf) <= limit  # type: ignore[type-var]
+        summary["history"].append(
+            {"depth": depth, "ratio": ro, "first_ratio": rf, "raw_ratio": rr, "limit": limit, "pass": ok}
+        )
         if limit is not None:
             targets.append(
-                f"TARGET (c{depth}) overwrite 1 partition, {depth} daily snapshots / 1 <= {limit:.1f}  {_r(ro):>6}  "
-                f"{'PASS' if ok else 'FAIL'}   (raw pyiceberg in the same run {_r(rr)})"
+                f"TARGET (c{depth}) overwrite 1 partition, {depth} daily snapshots / 1 <= {limit:.1f}  "
+                f"{_r(ro):>6} (first write {_r(rf)})  {'PASS' if ok else 'FAIL'}   (raw pyiceberg in the same run {_r(rr)})"
             )
 
     # ---- memory: streaming vs one Table

@@ -149,3 +149,28 @@ def test_a_write_failing_midway_leaves_no_audit_branch(domain):
         table = _table()
         assert list(table.refs()) == ["main"]
         assert table.current_snapshot().snapshot_id == published
+
+
+def test_a_failed_first_publish_leaves_no_table(domain):
+    """A product's first write branches from an empty genesis snapshot (Iceberg cannot branch a
+    table without one): when its audit fails, the table is purged, so consumers find no table,
+    not an empty published one; the next good run publishes as usual."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    warehouse = Path(get_settings().profile_home) / "warehouse" / "trades" / "positions"
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_trades(domain, {**GOOD, "side": ["long", "sideways", "long"]}, instance)
+        assert not result.success
+        [evaluation] = result.get_asset_check_evaluations()
+        assert evaluation.metadata["published"].value is False
+        with pytest.raises(NoSuchTableError):
+            _table()
+        assert not [f for f in warehouse.rglob("*") if f.is_file()]  # its files went with it
+
+        good = run_trades(domain, GOOD, instance)
+        assert good.success
+        table = _table()
+        [evaluation] = good.get_asset_check_evaluations()
+        assert list(table.refs()) == ["main"]
+        assert table.current_snapshot().snapshot_id == evaluation.metadata["published_snapshot_id"].value
+        assert len(table.scan().to_arrow()) == 3

@@ -33,9 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mesh_assets.contracts.model import CONTRACT_SUFFIX
+from mesh_assets.contracts.model import CONTRACT_SUFFIX, read_yaml
 from mesh_assets.lakehouse.access import AccessDenied, StorageGrant
 from mesh_assets.settings import REPO_ROOT
 
@@ -111,7 +109,7 @@ def _custom(role: Mapping[str, Any], name: str) -> Any:
 
 def product_access(path: Path) -> ProductAccess:
     """The access declaration of the contract at ``path`` (YAML only: cheap enough for a location's load)."""
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path) or {}
     key = (str(raw.get("domain")), str(raw.get("dataProduct")))
     columns = tuple(str(p["name"]) for obj in raw.get("schema") or [] for p in obj.get("properties") or [])
     grants = []
@@ -162,7 +160,7 @@ class Team:
 
 
 def load_teams(path: Path = TEAMS_FILE) -> dict[str, Team]:
-    raw = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    raw = read_yaml(path) if path.is_file() else {}
     teams = {}
     for name, body in ((raw or {}).get("teams") or {}).items():
         members = (body or {}).get("members") or []

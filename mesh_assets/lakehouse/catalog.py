@@ -2,7 +2,8 @@
 
 Both profiles use pyiceberg's SQL catalog: SQLite in ``local``, PostgreSQL in ``lake``, where it
 is the very same JDBC catalog Trino's Iceberg connector reads, so a table written here is a
-table Trino sees. Building a catalog opens a database engine, so it is cached.
+table Trino sees. Building a catalog opens a database engine, so it is cached, and so are the
+metadata files it parsed (``transaction.MeshSqlCatalog``).
 
 pyiceberg's SQL catalog (with SQLAlchemy) is imported when a catalog is first built, not when a
 code location loads.
@@ -32,9 +33,9 @@ def _prepare(settings: MeshSettings) -> None:
 
 @functools.cache
 def _catalog(name: str, properties: tuple[tuple[str, str], ...]) -> SqlCatalog:
-    from pyiceberg.catalog.sql import SqlCatalog
+    from mesh_assets.lakehouse.transaction import MeshSqlCatalog
 
-    return SqlCatalog(name, **dict(properties))
+    return MeshSqlCatalog(name, **dict(properties))
 
 
 def load_catalog(settings: MeshSettings) -> SqlCatalog:

@@ -14,7 +14,9 @@ import contextlib
 import hashlib
 import inspect
 import itertools
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,6 +44,8 @@ from pyiceberg.utils.datetime import datetime_to_millis
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.catalog import Catalog
+    from pyiceberg.catalog.sql import IcebergTables as TableRow
+    from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import CommitTableResponse, Table, Transaction
@@ -168,7 +172,93 @@ def sql_commit(
                 io.delete(location)
             return catalog.commit_table(table, requirements, updates)
         session.commit()
+    if isinstance(parsed := getattr(catalog, "parsed_metadata", None), ParsedMetadata):
+        parsed.put(location, metadata)  # the next load or refresh of this table starts from it
     return CommitTableResponse.model_validate({"metadata": metadata, "metadata-location": location})
+
+
+class ParsedMetadata:
+    """Parsed table metadata by metadata file location, least recently used first out.
+
+    An Iceberg metadata file is never rewritten: each commit writes a new one under a new name
+    (version and UUID), and a table's catalog row points at exactly one. So the parsed
+    ``TableMetadata`` of a location is valid for as long as anyone asks, and the frozen models
+    are shared safely (pyiceberg rebinds a table's metadata, never mutates it). Bounded by the
+    summed snapshot count, the part of a metadata file that grows with history.
+
+    One per catalog, never shared: a catalog reads with its own principal's keys, and a metadata
+    file another principal could read must still be refused to this one by the object store.
+    """
+
+    def __init__(self, max_snapshots: int) -> None:
+        self.max_snapshots = max_snapshots
+        self._entries: OrderedDict[str, tuple[TableMetadata, int]] = OrderedDict()
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    def get(self, location: str) -> TableMetadata | None:
+        with self._lock:
+            entry = self._entries.get(location)
+            if entry is None:
+                return None
+            self._entries.move_to_end(location)
+            return entry[0]
+
+    def put(self, location: str, metadata: TableMetadata) -> None:
+        weight = len(metadata.snapshots) + 1
+        if weight > self.max_snapshots:
+            return
+        with self._lock:
+            if location in self._entries:
+                self._entries.move_to_end(location)
+                return
+            self._entries[location] = (metadata, weight)
+            self._weight += weight
+            while self._weight > self.max_snapshots:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._weight -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._weight = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def table_from_row(catalog: SqlCatalog, row: TableRow, parsed: ParsedMetadata) -> Table:
+    """``SqlCatalog._convert_orm_to_iceberg``, parsing each metadata file once per process.
+
+    pyiceberg parses the whole metadata file, every snapshot of the table's history, on every
+    ``load_table`` and ``refresh``; a governed write loads its table about five times (write,
+    branch, checks, publish, properties) and parsing is most of a write's cost on a long history
+    (1,000 daily snapshots: ~25 ms a parse). The file at a location never changes, so its parse
+    is kept (``parsed``, the catalog's); the commits made here add theirs (:func:`sql_commit`).
+    A process's first load of a table version still parses it.
+    """
+    from pyiceberg.catalog import Catalog as BaseCatalog
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.table import Table
+
+    location, namespace, name = row.metadata_location, row.table_namespace, row.table_name
+    metadata = parsed.get(location) if location else None
+    if metadata is not None and location and namespace and name:
+        io = catalog._load_file_io(metadata.properties, location)
+        # A stat (a HEAD on S3), not a read: a file deleted since (a warehouse reset or restored
+        # apart from its catalog) fails the load as without the cache, with the same error.
+        if io.new_input(location).exists():
+            return Table(
+                identifier=(*BaseCatalog.identifier_to_tuple(namespace), name),
+                metadata=metadata,
+                metadata_location=location,
+                io=io,
+                catalog=catalog,
+            )
+    # pyiceberg's own (not the subclass's): validates the row and parses the file
+    table = SqlCatalog._convert_orm_to_iceberg(catalog, row)
+    parsed.put(table.metadata_location, table.metadata)
+    return table
 
 
 def commit_response(table: Table, response: CommitTableResponse) -> None:
@@ -247,6 +337,13 @@ PINNED: dict[str, tuple[Callable[[], object], str]] = {
     "pyiceberg.table.update._update_table_metadata_log": (
         lambda: _update_table_metadata_log,
         "1e055143f050efa3",
+    ),
+    # table_from_row returns what this returns, from the parsed metadata of the row's location
+    "pyiceberg.catalog.sql.SqlCatalog._convert_orm_to_iceberg": (
+        lambda: (
+            __import__("pyiceberg.catalog.sql", fromlist=["SqlCatalog"]).SqlCatalog._convert_orm_to_iceberg
+        ),
+        "f444ea8e12456c62",
     ),
     "pyiceberg.table.Table._do_commit": (
         lambda: __import__("pyiceberg.table", fromlist=["Table"]).Table._do_commit,

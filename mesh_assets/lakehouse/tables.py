@@ -78,6 +78,9 @@ DEFAULT_TABLE_PROPERTIES: dict[str, str] = {
 
 # Arrow bytes per chunk when writing a RecordBatchReader: bounds the memory of a streamed write.
 STREAM_CHUNK_BYTES = 64 * 1024 * 1024
+# Snapshot property of the empty snapshot a new table gets so that its first write can branch
+# (Iceberg cannot branch a table without snapshots); purged with the table if that write fails.
+GENESIS = "mesh.genesis"
 # Full re-plans (new transaction, files rewritten when the schema moved) after pyiceberg's own retries.
 REPLAN_ATTEMPTS = 3
 
@@ -320,7 +323,7 @@ class IcebergTables:
         if table.current_snapshot() is None:
             empty = table.schema().as_arrow().empty_table()
             with contextlib.suppress(CommitFailedException):  # a concurrent run made the genesis snapshot
-                table.append(empty, snapshot_properties={"mesh.genesis": "true"})
+                table.append(empty, snapshot_properties={GENESIS: "true"})
             table = table.refresh()
         current = table.current_snapshot()
         if current is None:
@@ -357,10 +360,20 @@ class IcebergTables:
                 self.discard(ref, branch)
 
     def discard(self, ref: TableRef, branch: str) -> None:
-        """Drop an audit branch that failed its checks (its files go with snapshot expiry)."""
+        """Drop an audit branch that failed its checks (its files go with snapshot expiry).
+
+        When that was the product's first write, the table holds nothing but the empty genesis
+        snapshot it was branched from: it is purged, so a first publish that failed leaves the
+        catalog as it found it (no table, not an empty published one). A table another writer
+        is staging on (any other branch or tag) is left alone.
+        """
         table = self.load(ref)
         if table.snapshot_by_name(branch) is not None:
             MeshTable.of(table).manage_snapshots().remove_branch(branch).commit()
+            table = table.refresh()
+        if _only_genesis(table):
+            with contextlib.suppress(NoSuchTableError):  # a concurrent discard purged it first
+                self.catalog.purge_table(ref.identifier)
 
     @staticmethod
     def _stage_files(
@@ -449,6 +462,17 @@ class IcebergTables:
         if columns:
             kwargs["selected_fields"] = tuple(columns)
         return table.scan(**kwargs)  # type: ignore[arg-type]
+
+
+def _only_genesis(table: Table) -> bool:
+    """Whether main never held more than the empty snapshot a first audit branch was cut from."""
+    current = table.current_snapshot()
+    return (
+        current is not None
+        and set(table.refs()) == {"main"}
+        and (current.summary or {}).get(GENESIS) == "true"
+        and [entry.snapshot_id for entry in table.history()] == [current.snapshot_id]
+    )
 
 
 def _is_ancestor(table: Table, ancestor_id: int, snapshot_id: int) -> bool:

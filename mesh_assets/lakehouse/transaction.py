@@ -14,7 +14,10 @@ builds on that same state (:class:`MeshTable`) instead of re-reading and deep-co
 Everything else is stock pyiceberg: the retries on ``CommitFailedException``, the concurrency
 validation, the branches.
 
-Remove this module when a pyiceberg release caches the view itself (#3302, #3784):
+:class:`MeshSqlCatalog` parses each metadata file once per process: the file at a location never
+changes, and a governed write loads its table about five times.
+
+Remove the transaction when a pyiceberg release caches the view itself (#3302, #3784):
 ``tests/lakehouse/test_transaction.py`` fails when that happens, or when the internals it
 relies on change.
 """
@@ -23,11 +26,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table, Transaction
 
 from mesh_assets.lakehouse import pyiceberg_internals as internals
 
 if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import IcebergTables as TableRow
     from pyiceberg.table.metadata import TableMetadata
     from pyiceberg.table.update import TableRequirement, TableUpdate
 
@@ -85,3 +90,25 @@ class MeshTable(Table):
 def transaction(table: Table) -> MeshTransaction:
     """A transaction on ``table`` (what ``table.transaction()`` returns, minus the history cost)."""
     return MeshTransaction(MeshTable.of(table))
+
+
+class MeshSqlCatalog(SqlCatalog):
+    """pyiceberg's SQL catalog, with each metadata file parsed once per process.
+
+    pyiceberg parses the table's whole metadata file (every snapshot ever kept) on every
+    ``load_table`` and ``refresh``: on a table written daily for three years that is most of an
+    overwrite's cost, paid again at each of a governed write's loads. Everything else (rows,
+    namespaces, commits, conflicts) is the stock catalog's.
+    """
+
+    def __init__(self, name: str, **properties: str) -> None:
+        super().__init__(name, **properties)
+        self.parsed_metadata = internals.ParsedMetadata(max_snapshots=METADATA_CACHE_SNAPSHOTS)
+
+    def _convert_orm_to_iceberg(self, orm_table: TableRow) -> Table:
+        return internals.table_from_row(self, orm_table, self.parsed_metadata)
+
+
+# Bound of a catalog's parsed metadata, in snapshots (the part that grows with history): about
+# ten tables with three years of daily snapshots, a few tens of MB of Python objects.
+METADATA_CACHE_SNAPSHOTS = 10_000

@@ -101,6 +101,34 @@ def test_an_up_to_date_consumer_is_not_rerun_and_a_runless_report_triggers(mesh)
     assert UPSTREAM_RUNS_TAG not in request.tags
 
 
+def test_a_tick_reads_the_instance_in_batches(mesh, monkeypatch):
+    """Nothing new since the cursor: one read of the asset index, none of any product's events.
+    Something new: that product's events, and no per-asset query of what is in progress while no
+    run is unfinished (``mesh bench scale``: per-asset queries made a tick cost ~1 ms an asset)."""
+    trades, risk, instance = mesh
+    ticker = Ticker(risk, instance)
+    assert run_trades(trades, GOOD, instance).success
+    assert ticker.tick().run_requests  # decided: the cursor now holds this publication
+    reads = []
+    fetch = instance.fetch_materializations
+    monkeypatch.setattr(instance, "fetch_materializations", lambda *a, **k: reads.append(a) or fetch(*a, **k))
+    data = ticker.tick()
+    assert not data.run_requests and reads == []
+    planned = []
+    info = instance.get_latest_planned_materialization_info
+    monkeypatch.setattr(
+        instance,
+        "get_latest_planned_materialization_info",
+        lambda *a, **k: planned.append(a) or info(*a, **k),
+    )
+    instance.report_runless_asset_event(dg.AssetMaterialization(POSITIONS))
+    [request] = ticker.tick().run_requests  # a new publication is still seen, and read
+    assert request.asset_selection == [LIMITS]
+    # its events only; the targets' latest in one read; no run unfinished, so none in progress
+    assert {a[0].asset_key if hasattr(a[0], "asset_key") else a[0] for a in reads} == {POSITIONS}
+    assert planned == []
+
+
 def test_a_run_in_progress_is_decided_later(mesh):
     trades, risk, instance = mesh
     ticker = Ticker(risk, instance)

@@ -50,3 +50,23 @@ def test_audit_then_publish_and_refuse_on_the_lake(lake_domain, trino_sql):
         assert list(table.refs()) == ["main"]
         assert trino_sql("SELECT max(weight) FROM trades.positions") == [[0.5]]
         assert trino_sql('SELECT count(*) FROM trades."positions$refs"') == [[1]]
+
+
+def test_a_failed_first_publish_leaves_no_table_on_the_lake(lake_domain, trino_sql, s3):
+    """No table for Trino, no new file in the warehouse bucket: as before the run."""
+    bucket = get_settings().s3_bucket
+
+    def positions_objects() -> set[str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        # files only: the empty "folder/" markers pyarrow's S3 filesystem makes hold no data
+        keys = {o["Key"] for page in pages for o in page.get("Contents", [])}
+        return {k for k in keys if "positions" in k and not k.endswith("/")}
+
+    before = positions_objects()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_trades(lake_domain, {**GOOD, "weight": [0.5, 1.7, 0.3]}, instance)
+        assert not result.success
+        [evaluation] = result.get_asset_check_evaluations()
+        assert evaluation.metadata["published"].value is False
+    assert ["positions"] not in trino_sql("SHOW TABLES FROM trades")
+    assert positions_objects() <= before
