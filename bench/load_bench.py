@@ -201,35 +201,41 @@ def measure_validate(home: Path) -> dict[str, Any]:
 SOURCES = {"companies": ["company_master"], "emissions": ["reported_emissions", "production"]}
 
 
-def write_dbt_project(folder: Path, models: int) -> None:
+def write_dbt_project(
+    folder: Path, models: int, sources: dict[str, list[str]] | None = None, project: str = "synthetic"
+) -> None:
     """A dbt project of ``models`` models and its DuckDB profile (parse only: nothing is run).
 
-    Model 0 and 1 read the sources; model i >= 2 joins model i-1 (a chain) and model i // 2 (a
-    fan-in), so the graph is as deep as it is wide. Every other model has unique + not_null tests.
+    Model 0 reads the first source table and model 1 joins the first two (``sources``: tables by
+    publishing domain, the sample's by default); model i >= 2 joins model i-1 (a chain) and model
+    i // 2 (a fan-in), so the graph is as deep as it is wide. Every other model has unique +
+    not_null tests. ``mesh bench scale`` gives its synthetic domains projects of this shape.
     """
+    sources = sources or SOURCES
+    (a_domain, a_table), (b_domain, b_table) = [(d, t) for d, ts in sources.items() for t in ts][:2]
     (folder / "models").mkdir(parents=True, exist_ok=True)
     (folder / "dbt_project.yml").write_text(
-        'name: synthetic\nversion: "1.0.0"\nconfig-version: 2\nprofile: synthetic\n'
-        'model-paths: ["models"]\nmodels:\n  synthetic:\n    +materialized: table\n'
+        f'name: {project}\nversion: "1.0.0"\nconfig-version: 2\nprofile: {project}\n'
+        f'model-paths: ["models"]\nmodels:\n  {project}:\n    +materialized: table\n'
     )
     (folder / "profiles.yml").write_text(
-        "synthetic:\n  target: local\n  outputs:\n    local:\n      type: duckdb\n"
+        f"{project}:\n  target: local\n  outputs:\n    local:\n      type: duckdb\n"
         f"      path: {json.dumps(str(folder / 'target' / 'synthetic.duckdb'))}\n      threads: 1\n"
     )
-    sources = ["version: 2", "sources:"]
-    for name, tables in SOURCES.items():
-        sources += [f"  - name: {name}", "    tables:", *(f"      - name: {t}" for t in tables)]
-    (folder / "models" / "sources.yml").write_text("\n".join(sources) + "\n")
+    lines = ["version: 2", "sources:"]
+    for name, tables in sources.items():
+        lines += [f"  - name: {name}", "    tables:", *(f"      - name: {t}" for t in tables)]
+    (folder / "models" / "sources.yml").write_text("\n".join(lines) + "\n")
     schema = ["version: 2", "models:"]
     for i in range(models):
         name = f"m_{i:04d}"
         if i == 0:
-            sql = "select company_id as id, 1.0 as value from {{ source('companies', 'company_master') }}"
+            sql = f"select id, 1.0 as value from {{{{ source('{a_domain}', '{a_table}') }}}}"
         elif i == 1:
             sql = (
-                "select e.company_id as id, e.value + p.value as value\n"
-                "from {{ source('emissions', 'reported_emissions') }} e\n"
-                "join {{ source('emissions', 'production') }} p using (company_id)"
+                "select a.id, a.value + b.value as value\n"
+                f"from {{{{ source('{a_domain}', '{a_table}') }}}} a\n"
+                f"join {{{{ source('{b_domain}', '{b_table}') }}}} b using (id)"
             )
         else:
             sql = (

@@ -17,10 +17,11 @@ package per code location, each ``definitions.py`` built with the public
 
 Growth is fitted by least squares against the number of assets; a per-asset cost at the largest
 size above 1.5x that of the middle size is flagged as worse than linear. The generated assets are
-plain Python assets (a chain inside each domain, fan-ins, ~10 % reading another domain's product,
-~30 % governed by a contract). dbt models are left out on purpose: every dbt project needs a
-``dbt parse`` when its location is prepared (~seconds per project, ``mesh bench load`` measures
-that growth), which at 100 domains measures dbt, not the platform.
+Python assets (a chain inside each domain, fan-ins, ~10 % reading another domain's product, every
+one governed by a contract) and, in one domain of ten, a dbt project of marts over two of its
+products (20 % as many models as Python assets: a chain with fan-ins and tests, the load bench's
+shape). The manifests are prepared at generation (``dbt parse``, a build-time cost printed apart,
+as a deploy prepares them); the locations load them like any dbt domain.
 
 Timings are wall-clock on a shared machine: the load average is printed beside them.
 """
@@ -41,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.load_bench import linear_fit  # one least-squares fit for every bench
+from bench.load_bench import dbt_parse, linear_fit, write_dbt_project  # shared with the load bench
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -53,6 +54,10 @@ QUICK_SIZES = [(4, 10), (10, 10)]
 # an uncontracted one as an error), so the realistic proportion on this platform is all of them.
 CONTRACT_SHARE = 1.0
 CROSS_SHARE = 0.1  # assets that read a product of another domain
+# Domains with a dbt project (one in DBT_EVERY, from the first) and its models per Python asset:
+# SQL-shaped marts over the domain's own products, as in the sample (2 of its 4 domains use dbt).
+DBT_EVERY = 10
+DBT_MODEL_SHARE = 0.2
 PUBLISH_SHARE = 0.01  # products newly published before the second sensor tick
 TARGET_LOCATION_S = 3.0  # each location loads in a fresh process (at the largest size)
 TARGET_WORKSPACE_S = 60.0  # every location loaded
@@ -141,59 +146,65 @@ def _readers(plan: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
     return {key: sorted(names) for key, names in readers.items()}
 
 
-def _contract(domain: str, product: str, readers: list[str]) -> str:
+# The columns of a synthetic product (a Python asset) and of a dbt mart (write_dbt_project).
+PRODUCT_COLUMNS = [
+    ("id", "string", "string", True),
+    ("day", "date", "date", False),
+    ("value", "double", "number", False),
+    ("unit", "string", "string", False),
+    ("source_rows", "long", "integer", False),
+]
+MART_COLUMNS = [("id", "string", "string", True), ("value", "double", "number", False)]
+
+
+def _contract(
+    domain: str, product: str, readers: list[str], columns: list[tuple[str, str, str, bool]] = PRODUCT_COLUMNS
+) -> str:
     roles = "".join(f"\n  - role: domain:{r}\n    access: read" for r in readers)
-    return textwrap.dedent(
-        f"""\
-        apiVersion: v3.1.0
-        kind: DataContract
-        id: urn:mesh:{domain}:{product}
-        name: {product}
-        version: 1.0.0
-        status: active
-        domain: {domain}
-        dataProduct: {product}
-        description:
-          purpose: Synthetic product {product} of {domain} (scale benchmark).
-        team:
-          name: {domain}
-          members:
-            - username: {domain}-owners@mesh.example
-              role: owner
-        roles:
-          - role: climate-analysts
-            access: read{{roles}}
-        slaProperties:
-          - property: latency
-            value: 24
-            unit: h
-        schema:
-          - name: {product}
-            physicalName: {domain}.{product}
-            physicalType: table
-            logicalType: object
-            quality:
-              - metric: rowCount
-                mustBeGreaterThan: 0
-            properties:
-              - name: id
-                physicalType: string
-                logicalType: string
-                required: true
-              - name: day
-                physicalType: date
-                logicalType: date
-              - name: value
-                physicalType: double
-                logicalType: number
-              - name: unit
-                physicalType: string
-                logicalType: string
-              - name: source_rows
-                physicalType: long
-                logicalType: integer
-        """
-    ).replace("{roles}", roles)
+    properties = "".join(
+        f"\n      - name: {name}\n        physicalType: {physical}\n        logicalType: {logical}"
+        + ("\n        required: true" if required else "")
+        for name, physical, logical, required in columns
+    )
+    return (
+        textwrap.dedent(
+            f"""\
+            apiVersion: v3.1.0
+            kind: DataContract
+            id: urn:mesh:{domain}:{product}
+            name: {product}
+            version: 1.0.0
+            status: active
+            domain: {domain}
+            dataProduct: {product}
+            description:
+              purpose: Synthetic product {product} of {domain} (scale benchmark).
+            team:
+              name: {domain}
+              members:
+                - username: {domain}-owners@mesh.example
+                  role: owner
+            roles:
+              - role: climate-analysts
+                access: read{{roles}}
+            slaProperties:
+              - property: latency
+                value: 24
+                unit: h
+            schema:
+              - name: {product}
+                physicalName: {domain}.{product}
+                physicalType: table
+                logicalType: object
+                quality:
+                  - metric: rowCount
+                    mustBeGreaterThan: 0
+                properties:{{properties}}
+            """
+        )
+        .replace("{roles}", roles)
+        .replace("{properties}", properties)
+    )
 
 
 def generate(root: Path, n: int, m: int, seed: int = SEED) -> dict[str, Any]:
@@ -204,19 +215,31 @@ def generate(root: Path, n: int, m: int, seed: int = SEED) -> dict[str, Any]:
     package.mkdir(parents=True)
     (package / "__init__.py").write_text('"""A synthetic mesh (bench/scale_bench.py)."""\n')
     workspace = ["load_from:"]
-    for domain, spec in plan.items():
+    dbt_models, dbt_parse_s = 0, 0.0
+    for index, (domain, spec) in enumerate(plan.items()):
         folder = package / domain
         (folder / "contracts").mkdir(parents=True)
         (folder / "__init__.py").write_text("")
         (folder / "assets.py").write_text(_assets_module(domain, spec))
+        dbt_arg = ""
+        if index % DBT_EVERY == 0:  # marts over two of the domain's products, manifest prepared
+            models = max(2, round(m * DBT_MODEL_SHARE))
+            write_dbt_project(folder / "dbt", models, {domain: spec["products"][:2]}, project=domain)
+            for i in range(models):  # a mart is a product too: each has its contract
+                text = _contract(domain, f"m_{i:04d}", [], MART_COLUMNS)
+                (folder / "contracts" / f"m_{i:04d}.odcs.yaml").write_text(text)
+            dbt_parse_s += dbt_parse(folder / "dbt")
+            dbt_models += models
+            dbt_arg = ', dbt_project_dir=Path(__file__).parent / "dbt"'
         (folder / "definitions.py").write_text(
             f'"""Code location of the synthetic domain {domain}."""\n\n'
+            "from pathlib import Path\n\n"
             "import dagster as dg\n\n"
             f"from meshgen.{domain} import assets\n"
             "from mesh_assets.definitions import build_domain_definitions\n\n\n"
             "@dg.definitions\n"
             "def defs() -> dg.Definitions:\n"
-            f"    return build_domain_definitions({domain!r}, assets)\n"
+            f"    return build_domain_definitions({domain!r}, assets{dbt_arg})\n"
         )
         for product in spec["products"]:
             text = _contract(domain, product, readers.get((domain, product), []))
@@ -228,13 +251,15 @@ def generate(root: Path, n: int, m: int, seed: int = SEED) -> dict[str, Any]:
         ]
     (root / "workspace.yaml").write_text("\n".join(workspace) + "\n")
     cross = sum(len(a["cross"]) for spec in plan.values() for a in spec["assets"])
-    contracts = sum(len(spec["products"]) for spec in plan.values())
+    contracts = sum(len(spec["products"]) for spec in plan.values()) + dbt_models
     return {
         "domains": n,
         "assets_per_domain": m,
         "assets": n * m,
         "cross_edges": cross,
         "contracts": contracts,
+        "dbt_models": dbt_models,
+        "dbt_parse_s": round(dbt_parse_s, 1),  # build time (the manifests), not measured below
     }
 
 
@@ -473,6 +498,12 @@ def report(results: list[dict[str, Any]], fits: dict[str, dict[str, Any]]) -> tu
             for r in results
         )
     )
+    lines.append(
+        f"{'dbt models (dbt parse at build, s)':<42}"
+        + "".join(
+            f"{str(r.get('dbt_models', 0)) + ' (' + _f(r.get('dbt_parse_s'), 0) + ')':>12}" for r in results
+        )
+    )
     for path, label in METRICS:
         fit = fits[path]["fit"]
         cells = "".join(f"{_f(_metric(r, path)):>12}" for r in results)
@@ -552,7 +583,7 @@ def main(quick: bool = False) -> int:
     fits = growth(results)
     lines, targets = report(results, fits)
     mode = "quick" if quick else "full"
-    header = f"mesh bench scale ({mode}): {os.cpu_count()} cores; synthetic mesh of plain Python assets, {CONTRACT_SHARE:.0%} with contracts, {CROSS_SHARE:.0%} reading another domain"
+    header = f"mesh bench scale ({mode}): {os.cpu_count()} cores; synthetic mesh of Python assets, {CONTRACT_SHARE:.0%} with contracts, {CROSS_SHARE:.0%} reading another domain, one domain in {DBT_EVERY} with dbt marts ({DBT_MODEL_SHARE:.0%} of its assets)"
     _say("\n".join(["", header, "", *lines, "", *targets, f"(total {time.perf_counter() - started:.0f}s)"]))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS_DIR / f"scale-{mode}-{stamp}.json"

@@ -22,7 +22,10 @@ def test_generated_mesh_is_valid_and_matches_its_plan(tmp_path):
 
     shape = generate(tmp_path, 3, 6)
     plan = plan_mesh(3, 6)
-    assert shape["assets"] == 18 and shape["contracts"] == 18
+    # every product has its contract: the 18 Python assets and the 2 dbt marts of d000
+    assert shape["assets"] == 18 and shape["dbt_models"] == 2 and shape["contracts"] == 20
+    assert (tmp_path / "meshgen" / "d000" / "dbt" / "target" / "manifest.json").is_file()
+    assert "dbt_project_dir" in (tmp_path / "meshgen" / "d000" / "definitions.py").read_text()
     assert (tmp_path / "workspace.yaml").read_text().count("python_module") == 3
     # the mesh is a DAG across domains: a domain reads only products of lower-numbered ones
     for i, (domain, spec) in enumerate(plan.items()):
@@ -56,3 +59,5 @@ def test_scale_bench_quick_prints_the_table_and_every_target(tmp_path):
             "validate"
         ]
         assert size["location"]["rss_max_mib"] > 0
+        # the dbt marts are assets of their location
+        assert size["sensor"]["assets"] == size["assets"] + size["dbt_models"] > size["assets"]
