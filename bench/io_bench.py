@@ -355,11 +355,13 @@ def _paired(task: dict[str, Any], home: Path) -> dict[str, Any]:
                 "raw": (lambda _, name=name, fmt=fmt: raw.read(name, fmt), lambda: None),
             },
         }
-        for op in ("write", "read"):  # one untimed full-size round first: both sides warm
-            for fn, prepare in ops[op].values():
-                fn(prepare())
         out[fmt] = {}
         for op in ("write", "read"):
+            # One untimed full-size round of this operation first, on both sides: the first read
+            # after ten large writes faulted its memory in at several times its cost, and the
+            # first pair's first side (always ours) paid it (pairs of 10M rows: 2.2-2.8 s vs 0.8).
+            for fn, prepare in ops[op].values():
+                fn(prepare())
             runs: dict[str, list[float]] = {"ours": [], "raw": [], "ours_cpu": [], "raw_cpu": []}
             for i in range(task["pairs"]):
                 for side in ("ours", "raw") if i % 2 == 0 else ("raw", "ours"):
