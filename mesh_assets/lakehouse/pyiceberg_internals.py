@@ -172,8 +172,6 @@ def sql_commit(
                 io.delete(location)
             return catalog.commit_table(table, requirements, updates)
         session.commit()
-    if isinstance(parsed := getattr(catalog, "parsed_metadata", None), ParsedMetadata):
-        parsed.put(location, metadata)  # the next load or refresh of this table starts from it
     return CommitTableResponse.model_validate({"metadata": metadata, "metadata-location": location})
 
 
@@ -234,7 +232,7 @@ def table_from_row(catalog: SqlCatalog, row: TableRow, parsed: ParsedMetadata) -
     ``load_table`` and ``refresh``; a governed write loads its table about five times (write,
     branch, checks, publish, properties) and parsing is most of a write's cost on a long history
     (1,000 daily snapshots: ~25 ms a parse). The file at a location never changes, so its parse
-    is kept (``parsed``, the catalog's); the commits made here add theirs (:func:`sql_commit`).
+    is kept (``parsed``, the catalog's); the commits made here add theirs (``MeshTable``).
     A process's first load of a table version still parses it.
     """
     from pyiceberg.catalog import Catalog as BaseCatalog

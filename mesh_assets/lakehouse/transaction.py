@@ -85,6 +85,8 @@ class MeshTable(Table):
         self, updates: tuple[TableUpdate, ...], requirements: tuple[TableRequirement, ...]
     ) -> None:
         internals.commit_response(self, internals.sql_commit(self.catalog, self, requirements, updates))
+        if isinstance(self.catalog, MeshSqlCatalog):  # its next load or refresh starts from this
+            self.catalog.parsed_metadata.put(self.metadata_location, self.metadata)
 
 
 def transaction(table: Table) -> MeshTransaction:

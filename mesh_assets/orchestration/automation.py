@@ -218,24 +218,6 @@ def _cursor_key(key: dg.AssetKey) -> str:
     return key.to_user_string()
 
 
-def _newest_materializations(
-    instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey]
-) -> dict[dg.AssetKey, int]:
-    """The storage id of each key's latest materialization, in one read of the asset index.
-
-    A tick's common case is that nothing was published since the last one: one query for all
-    the products a domain reads, instead of one query of the event log per product, keeps an
-    idle tick's cost in the number of sensors rather than the number of products
-    (``mesh bench scale``).
-    """
-    newest = {}
-    for record in instance.get_asset_records(list(keys)) if keys else ():
-        entry = record.asset_entry
-        if entry.last_materialization_record is not None:
-            newest[entry.asset_key] = entry.last_materialization_record.storage_id
-    return newest
-
-
 def evaluate(
     context: dg.SensorEvaluationContext, domain: str, graph: DomainGraph
 ) -> dg.SensorResult | dg.SkipReason:
@@ -244,11 +226,16 @@ def evaluate(
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     published: dict[dg.AssetKey, EventLogRecord] = {}
     notes: list[str] = []
+    cache = _Instance(instance)
     consumed = graph.consumed()
-    newest = _newest_materializations(instance, consumed)
+    # A tick's common case is that nothing was published since the last one: one read of the
+    # asset index for every product the domain reads, not one event-log query per product,
+    # keeps an idle tick's cost in the number of sensors (``mesh bench scale``).
+    cache.prefetch_latest(consumed)
     for upstream in consumed:
         after = cursor.get(_cursor_key(upstream))
-        if upstream not in newest or (after is not None and newest[upstream] <= after):
+        newest = cache.latest(upstream)
+        if newest is None or (after is not None and newest.storage_id <= after):
             continue  # never materialized, or nothing since the cursor: no read of its events
         if after is None:
             # first tick for this product: consider only its latest materialization, not history
@@ -281,7 +268,6 @@ def evaluate(
                     f"{upstream.to_user_string()} materialization not published: {decision.reason}"
                 )
 
-    cache = _Instance(instance)
     # targets: readers of a published product whose latest materialization did not read it
     stale: set[dg.AssetKey] = set()
     causes: dict[dg.AssetKey, EventLogRecord] = {}
