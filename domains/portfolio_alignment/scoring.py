@@ -9,8 +9,8 @@ scope (S1, S1S2, S3, S1S2S3):
 2. base year ``Y0``: latest year with both emissions and production (production converted into the
    benchmark's denominator unit); base intensity ``I0 = E(Y0) / P(Y0)``;
 3. intensity paths 2019..2050: reported intensities up to ``Y0``, then the trajectory (median
-   year-on-year change, clipped to [-10 %, +3 %] a year) and, with a binding target (own scope, else a
-   neighbouring scope's as ITR does), the target path (linear between milestones, zero at net zero);
+   year-on-year change of the winsorized history, clipped to [-10 %, +3 %] a year) and, with a binding target (own scope, else a
+   neighbouring scope's as ITR does), the target path (a constant yearly rate between milestones, as ITR, zero at net zero);
 4. production grows with the benchmark's production pathway; cumulative emissions and the budget are
    sums of production x intensity over 2019..2050;
 5. ``T = T_bm + TCRE * B * (CE / CB - 1)`` per path (``B`` divided by 0.76 when the benchmark excludes
@@ -48,7 +48,9 @@ DEFAULT_SCORE_C = 3.2  # ITR's default score for companies without data
 MAX_SCORE_C = 4.4
 END_YEAR = 2050
 TREND_MIN_RATE, TREND_MAX_RATE = -0.10, 0.03  # ITR ProjectionControls LOWER_DELTA / UPPER_DELTA
-TREND_MAX_CHANGES = 5  # the last 5 year-on-year changes feed the median
+# ITR ProjectionControls LOWER_PERCENTILE / UPPER_PERCENTILE: each entity's historic intensities are
+# clipped to their own percentiles before the trend is taken.
+TREND_LOWER_PERCENTILE, TREND_UPPER_PERCENTILE = 0.1, 0.9
 LATEST_BASE_YEAR = 2022  # the sample data stops in 2022
 # ITR 1.1.10 (ProjectionControls.BASE_YEAR / TARGET_YEAR): cumulative emissions, budgets and the
 # production projection run over 2019..2050, historic intensities standing in for the years reported.
@@ -59,6 +61,9 @@ TARGET_PROBABILITY = 0.5
 # ITR: when the trajectory overshoots its budget more than tenfold the trajectory is deemed runaway
 # and the target score alone is used (score_result_type TARGET_ONLY).
 RUNAWAY_OVERSHOOT = 10.0
+# ITR: target paths fall at a constant yearly rate, except that a fall to below 1/11.11 of the start
+# blends that rate with a linear share (see _compound_step).
+CAGR_LIMIT = 1 / 11.11
 # ITR: a benchmark whose global budget excludes land use (is_AFOLU_included false) has its budget
 # divided by 0.76, the share of non-AFOLU emissions (396 Gt CO2 -> 521 Gt CO2 for OECM 1.5 C).
 NON_AFOLU_SHARE = 0.76
@@ -328,15 +333,44 @@ def _production_series(
 
 
 def _trend_rate(intensity: dict[int, float], base_year: int) -> float:
-    years = sorted(y for y in intensity if y <= base_year)
-    changes = [
-        intensity[b] / intensity[a] - 1.0
-        for a, b in itertools.pairwise(years)
-        if b == a + 1 and intensity[a] > 0
-    ][-TREND_MAX_CHANGES:]
+    """The trajectory's yearly rate as ITR 1.1.10 computes it (``EITrajectoryProjector``).
+
+    The entity's intensities up to the base year, the years from :data:`ITR_BASE_YEAR` to the first report
+    back-filled with it, are clipped to their own 10th/90th percentiles (winsorized, so one outlying year
+    cannot set the trend), interior gaps interpolated linearly; the rate is the median of every
+    year-on-year change, clipped to [-10 %, +3 %]. A series that reaches zero counts as a 100 % fall.
+    """
+    known = {y: v for y, v in intensity.items() if y <= base_year}
+    if not known:
+        return 0.0
+    first = min(known)
+    series = {**{y: known[first] for y in range(ITR_BASE_YEAR, first)}, **known}
+    years = sorted(series)
+    values = sorted(series.values())
+    lower, upper = _quantile(values, TREND_LOWER_PERCENTILE), _quantile(values, TREND_UPPER_PERCENTILE)
+    clipped = {y: min(max(series[y], lower), upper) for y in years}
+    path = _historic_path(clipped, years[0], years[-1])
+    changes = [_year_on_year_change(path[y - 1], path[y]) for y in range(years[0] + 1, years[-1] + 1)]
     if not changes:
         return 0.0
     return min(max(statistics.median(changes), TREND_MIN_RATE), TREND_MAX_RATE)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """Linear-interpolation quantile of sorted values (numpy's and pandas' default)."""
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _year_on_year_change(before: float, after: float) -> float:
+    """ITR's ratio: flat at zero stays 0; reaching zero (or overshooting it by rounding) is -100 %."""
+    if before == 0.0 and after == 0.0:
+        return 0.0
+    if before >= 0.0 and after <= 0.0:
+        return -1.0
+    return after / before - 1.0 if before else math.inf
 
 
 def _target_milestones(
@@ -404,9 +438,22 @@ def _project(
             continue
         for (y0, v0), (y1, v1) in itertools.pairwise(points):
             if y0 <= t <= y1:
-                path[t] = v0 + (v1 - v0) * (t - y0) / (y1 - y0)
+                path[t] = _compound_step(v0, v1, t - y0, y1 - y0)
                 break
     return path
+
+
+def _compound_step(first: float, last: float, step: int, period: int) -> float:
+    """The value ``step`` years into a ``period``-year move from ``first`` to ``last``, shaped as ITR 1.1.10
+    shapes target paths (``EITargetProjector._compute_CAGR``): a constant yearly rate; for a fall of more
+    than 91 % (to zero, at net zero), whose constant rate would front-load the cut unrealistically, the
+    rate of a 91 % fall less a linear share that lands exactly on the target. A target above the
+    starting point keeps the path flat."""
+    if last >= first or first == 0.0:
+        return first
+    if last < first * CAGR_LIMIT:
+        return CAGR_LIMIT ** (step / period) * first - (CAGR_LIMIT * first - last) * step / period
+    return (last / first) ** (step / period) * first
 
 
 def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pandas as pd
 import pytest
 from domain_inputs import BENCHMARK_ID, read_bench_json
@@ -111,14 +109,18 @@ def test_aes_score_reproduced_by_hand(
     # history 2019..2021 (reported intensities), then: targets.csv lines 2 and 4: S1+S2 intensity 0.674
     # t CO2e/MWh (2016) -70 % by 2030 and -100 % by 2040
     hist = _aes_history(reported_emissions, production)
-    milestones = [(2021, i0), (2030, 0.674 * 0.3), (2040, 0.0)]
+    # ITR's target shape: a constant yearly rate to 2030; the fall to zero (more than 91 %) is the rate of
+    # a 91 % fall less a linear share that lands on zero in 2040
+    v2030 = 0.674 * 0.3
     target = dict(hist)
     for t in range(2022, 2051):
-        target[t] = 0.0
-        for (y0, v0), (y1, v1) in itertools.pairwise(milestones):
-            if y0 <= t <= y1:
-                target[t] = v0 + (v1 - v0) * (t - y0) / (y1 - y0)
-                break
+        if t <= 2030:
+            target[t] = i0 * (v2030 / i0) ** ((t - 2021) / 9)
+        elif t <= 2040:
+            share = (t - 2030) / 10
+            target[t] = (1 / 11.11) ** share * v2030 - v2030 / 11.11 * share
+        else:
+            target[t] = 0.0
     rate = aes["trend_annual_rate"]
     trajectory = {**hist, **{t: i0 * (1 + rate) ** (t - 2021) for t in range(2022, 2051)}}
     cb = sum(prod[t] * budget_i[t] for t in years)
@@ -234,3 +236,28 @@ def test_weighting_on_a_tiny_portfolio(company_master: Cleaned) -> None:
     assert out.loc["ROTS", "temperature_score_c"] == pytest.approx((100 * 1.5 + 900 * 2.5) / 1000)
     assert out.loc["WATS", "n_holdings_no_company_data"] == 1
     assert company_master.rejected_rows == 0
+
+
+def test_the_trend_is_the_median_change_of_the_winsorized_history_as_itr_does() -> None:
+    """ITR clips each entity's history at its own 10th/90th percentiles before the median change."""
+    # reported 2020..2022 at -10 % a year, 2019 back-filled from 2020: values 1.0, 1.0, 0.9, 0.81.
+    # Linear quantiles of [0.81, 0.9, 1.0, 1.0]: 10th = 0.81 + 0.3 * 0.09 = 0.837, 90th = 1.0, so 2022
+    # is raised to 0.837 and the changes are 0, -10 %, -7 %: median -7 % (-10 % without the clip).
+    assert scoring._trend_rate({2020: 1.0, 2021: 0.9, 2022: 0.81}, 2022) == pytest.approx(0.837 / 0.9 - 1)
+    # one year's data break (x10) is clipped to the 90th percentile and cannot set the trend
+    steady = {2015 + k: 100.0 * 0.98**k for k in range(8)}
+    assert scoring._trend_rate(steady, 2022) == pytest.approx(-0.02)
+    assert scoring._trend_rate({**steady, 2018: steady[2018] * 10}, 2022) == pytest.approx(-0.02)
+    # years after the base year do not count
+    assert scoring._trend_rate({**steady, 2023: 1000.0}, 2022) == pytest.approx(-0.02)
+
+
+def test_the_trend_backfills_to_2019_and_clips_to_itr_bounds() -> None:
+    # reported from 2021 only: 2019 and 2020 take the 2021 value (two flat years), as ITR back-fills
+    assert scoring._trend_rate({2021: 1.0, 2022: 0.5}, 2022) == 0.0
+    # a steep fall is clipped at -10 % a year, a rise at +3 %
+    assert scoring._trend_rate({2015 + k: 0.5**k for k in range(8)}, 2022) == pytest.approx(-0.10)
+    assert scoring._trend_rate({2015 + k: 2.0**k for k in range(8)}, 2022) == pytest.approx(0.03)
+    # reaching zero is a 100 % fall, staying there no change; a single year has no trend
+    assert scoring._trend_rate({2019: 1.0, 2020: 1.0, 2021: 0.0, 2022: 0.0}, 2022) == pytest.approx(0.0)
+    assert scoring._trend_rate({2022: 3.0}, 2022) == 0.0

@@ -28,12 +28,13 @@ import oracle
 RAW = REPO_ROOT / "data" / "raw"
 
 # scope -> (min companies compared, min within 0.01 C, max median diff C, max p90 diff C), measured
-# 2026-11-29 on the sample (see docs/portfolio-alignment-method.md, "Result on the sample").
+# 2026-11-30 on the sample (see docs/portfolio-alignment-method.md, "Result on the sample"), after ITR's
+# trend rule (winsorized history, every change) and target shape (compound rates) were adopted.
 COMPANY_FLOORS = {
-    "S1": (99, 29, 0.052, 0.55),
-    "S1S2": (106, 29, 0.05, 0.48),
-    "S3": (53, 27, 0.012, 0.26),
-    "S1S2S3": (61, 20, 0.045, 0.545),
+    "S1": (99, 28, 0.045, 0.67),
+    "S1S2": (106, 39, 0.026, 0.43),
+    "S3": (53, 26, 0.012, 0.16),
+    "S1S2S3": (61, 20, 0.045, 0.44),
 }
 
 
