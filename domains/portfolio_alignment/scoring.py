@@ -378,16 +378,21 @@ def _target_milestones(
     bm_denominator: str,
     base_year: int,
     i0: float,
-    p0: float,
+    production: dict[int, float],
     fx: dict[str, float],
     intensity: dict[int, float] | None = None,
-) -> tuple[list[tuple[int, float]], int | None, int]:
-    """Binding (year, intensity) milestones after ``base_year``, the net-zero year, and targets used.
+) -> tuple[list[tuple[int, float]], set[int], int | None, int]:
+    """Binding (year, intensity) milestones after ``base_year``, the years among them set by absolute
+    targets, the net-zero year, and targets used.
 
+    An absolute target is divided by the production projected for its year (``production``, by
+    year; the last year's beyond it), as ITR divides its emissions path by the projected production:
+    a company that grows must cut its intensity further to meet the same tonnage.
     With ``intensity`` (targets borrowed from another scope), a target is its reduction ambition
     applied to the scored scope's intensity in the target's base year (else the base year's).
     """
     by_year: dict[int, float] = {}
+    absolute: set[int] = set()
     used = 0
     for rec in targets.to_dict("records"):
         year = int(rec["target_year"])
@@ -406,9 +411,15 @@ def _target_milestones(
                 continue
             value = float(rec["target_qty"]) / factor
         else:
-            value = float(rec["target_qty"]) / p0
+            produced = production.get(year) or production[max(production)]
+            value = float(rec["target_qty"]) / produced
+            if value < by_year.get(year, math.inf):
+                absolute.add(year)
         used += 1
-        by_year[year] = min(value, by_year.get(year, math.inf))
+        if value < by_year.get(year, math.inf):
+            if rec["target_type"] != "absolute" or intensity is not None:
+                absolute.discard(year)
+            by_year[year] = value
     netzeros = [int(v) for v in targets["netzero_year"].dropna()] if len(targets) else []
     netzero = min(netzeros) if netzeros else None
     milestones: list[tuple[int, float]] = []
@@ -420,12 +431,22 @@ def _target_milestones(
             level = value
     if netzero is not None and netzero > base_year and (not milestones or netzero > milestones[-1][0]):
         milestones.append((netzero, 0.0))
-    return milestones, netzero, used
+    return milestones, absolute & {y for y, _ in milestones}, netzero, used
 
 
 def _project(
-    i0: float, base_year: int, milestones: list[tuple[int, float]], rate: float | None
+    i0: float,
+    base_year: int,
+    milestones: list[tuple[int, float]],
+    rate: float | None,
+    absolute: frozenset[int] | set[int] = frozenset(),
+    production: dict[int, float] | None = None,
 ) -> dict[int, float]:
+    """Intensity after ``base_year``: at ``rate`` a year (trajectory), else through ``milestones``.
+
+    Toward a milestone set by an absolute target the path is shaped in emissions and divided by
+    the year's production (ITR's ``EITargetProjector``), elsewhere in intensity.
+    """
     path: dict[int, float] = {}
     if rate is not None:
         for t in range(base_year + 1, END_YEAR + 1):
@@ -438,7 +459,11 @@ def _project(
             continue
         for (y0, v0), (y1, v1) in itertools.pairwise(points):
             if y0 <= t <= y1:
-                path[t] = _compound_step(v0, v1, t - y0, y1 - y0)
+                if y1 in absolute and production and {y0, y1, t} <= production.keys():
+                    e0, e1 = v0 * production[y0], v1 * production[y1]
+                    path[t] = _compound_step(e0, e1, t - y0, y1 - y0) / production[t]
+                else:
+                    path[t] = _compound_step(v0, v1, t - y0, y1 - y0)
                 break
     return path
 
@@ -580,10 +605,10 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
             if len(targets):
                 break
     borrowed = len(targets) > 0 and str(targets["scope"].iloc[0]) != bm_scope
-    milestones, netzero, used = ([], None, 0)
+    milestones, absolute, netzero, used = ([], set(), None, 0)
     if len(targets):
-        milestones, netzero, used = _target_milestones(
-            targets, bm_den, base_year, i0, p0, ctx.fx_to_eur, intensity if borrowed else None
+        milestones, absolute, netzero, used = _target_milestones(
+            targets, bm_den, base_year, i0, production, ctx.fx_to_eur, intensity if borrowed else None
         )
     history = _historic_path(intensity, first, base_year)
     rate = _trend_rate(intensity, base_year)
@@ -594,7 +619,7 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
     target_ratio = target_score = cum_target = None
     path = trajectory
     if milestones:
-        target_path = {**history, **_project(i0, base_year, milestones, None)}
+        target_path = {**history, **_project(i0, base_year, milestones, None, absolute, production)}
         cum_target = sum(production[t] * target_path[t] for t in horizon)
         target_ratio = cum_target / budget
         target_score = itr_score(out["benchmark_temperature_c"], budget_gt, target_ratio)

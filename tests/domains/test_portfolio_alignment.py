@@ -261,3 +261,26 @@ def test_the_trend_backfills_to_2019_and_clips_to_itr_bounds() -> None:
     # reaching zero is a 100 % fall, staying there no change; a single year has no trend
     assert scoring._trend_rate({2019: 1.0, 2020: 1.0, 2021: 0.0, 2022: 0.0}, 2022) == pytest.approx(0.0)
     assert scoring._trend_rate({2022: 3.0}, 2022) == 0.0
+
+
+def test_an_absolute_target_is_met_in_tonnes_as_production_grows() -> None:
+    """ITR shapes an absolute target's path in emissions and divides by the projected production."""
+    # base year 2020: intensity 2.0 t/u at 100 u (200 t); production doubles linearly by 2030
+    production = {t: 100.0 * (1 + (t - 2020) / 10) if t <= 2030 else 200.0 for t in range(2019, 2051)}
+    targets = pd.DataFrame(
+        {
+            "target_year": [2030],
+            "target_type": ["absolute"],
+            "target_qty": [100.0],  # t CO2e: half the base year's emissions
+            "unit": ["t CO2e"],
+            "netzero_year": [None],
+        }
+    )
+    milestones, absolute, netzero, used = scoring._target_milestones(targets, "u", 2020, 2.0, production, {})
+    # the tonnage over 2030's production (200 u), not the base year's (100 u): 0.5 t/u, not 1.0
+    assert (milestones, absolute, netzero, used) == ([(2030, 0.5)], {2030}, None, 1)
+    path = scoring._project(2.0, 2020, milestones, None, absolute, production)
+    # emissions fall at a constant rate from 200 t to 100 t; intensity = emissions / production
+    for t in (2021, 2025, 2030):
+        assert path[t] == pytest.approx(200.0 * 0.5 ** ((t - 2020) / 10) / production[t])
+    assert path[2040] == pytest.approx(0.5)
