@@ -571,9 +571,12 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
     first = min(ITR_BASE_YEAR, base_year)
     horizon = [t for t in range(ITR_BASE_YEAR, END_YEAR + 1) if t in bm]
     growth = _production_growth(ctx, out["benchmark_sector"], out["benchmark_region"])
-    g0 = growth.get(base_year) or 1.0
-    # production projected with the benchmark's production pathway, anchored at the base year
-    production = {t: p0 * (growth.get(t, g0) / g0 if growth else 1.0) for t in horizon}
+    # production projected with the benchmark's production pathway from the reported production of
+    # 2019 as ITR does (its base_year_production), else of the base year. The scale cancels in every
+    # overshoot ratio but sets how much intensity an absolute target (tonnes) allows.
+    anchor_year = ITR_BASE_YEAR if ITR_BASE_YEAR in prod else base_year
+    anchor, ga = prod[anchor_year], growth.get(anchor_year) or 1.0
+    production = {t: anchor * (growth.get(t, ga) / ga if growth else 1.0) for t in horizon}
     budget = sum(production[t] * bm[t] for t in horizon)
     out.update(
         {

@@ -29,12 +29,12 @@ RAW = REPO_ROOT / "data" / "raw"
 
 # scope -> (min companies compared, min within 0.01 C, max median diff C, max p90 diff C), measured
 # 2026-11-30 on the sample (see docs/portfolio-alignment-method.md, "Result on the sample"), after ITR's
-# trend rule (winsorized history, every change) and target shapes (compound rates; absolute targets
-# in emissions over the projected production) were adopted.
+# trend rule (winsorized history, every change), target shapes (compound rates; absolute targets in
+# emissions over the projected production) and production anchor (2019) were adopted.
 COMPANY_FLOORS = {
-    "S1": (99, 29, 0.036, 0.58),
-    "S1S2": (106, 40, 0.023, 0.34),
-    "S3": (53, 30, 0.008, 0.16),
+    "S1": (99, 30, 0.031, 0.58),
+    "S1S2": (106, 44, 0.016, 0.34),
+    "S3": (53, 29, 0.011, 0.16),
     "S1S2S3": (61, 21, 0.045, 0.44),
 }
 
