@@ -9,8 +9,9 @@ scope (S1, S1S2, S3, S1S2S3):
 2. base year ``Y0``: latest year with both emissions and production (production converted into the
    benchmark's denominator unit); base intensity ``I0 = E(Y0) / P(Y0)``;
 3. intensity paths 2019..2050: reported intensities up to ``Y0``, then the trajectory (median
-   year-on-year change of the winsorized history, clipped to [-10 %, +3 %] a year) and, with a binding target (own scope, else a
-   neighbouring scope's as ITR does), the target path (a constant yearly rate between milestones, as ITR, zero at net zero);
+   year-on-year change of the winsorized history, clipped to [-10 %, +3 %] a year) and, with a
+   binding target (own scope, else a neighbouring scope's as ITR does), the target path (a constant
+   yearly rate between milestones as ITR's, zero at net zero);
 4. production grows with the benchmark's production pathway; cumulative emissions and the budget are
    sums of production x intensity over 2019..2050;
 5. ``T = T_bm + TCRE * B * (CE / CB - 1)`` per path (``B`` divided by 0.76 when the benchmark excludes
@@ -48,9 +49,6 @@ DEFAULT_SCORE_C = 3.2  # ITR's default score for companies without data
 MAX_SCORE_C = 4.4
 END_YEAR = 2050
 TREND_MIN_RATE, TREND_MAX_RATE = -0.10, 0.03  # ITR ProjectionControls LOWER_DELTA / UPPER_DELTA
-# ITR ProjectionControls LOWER_PERCENTILE / UPPER_PERCENTILE: each entity's historic intensities are
-# clipped to their own percentiles before the trend is taken.
-TREND_LOWER_PERCENTILE, TREND_UPPER_PERCENTILE = 0.1, 0.9
 LATEST_BASE_YEAR = 2022  # the sample data stops in 2022
 # ITR 1.1.10 (ProjectionControls.BASE_YEAR / TARGET_YEAR): cumulative emissions, budgets and the
 # production projection run over 2019..2050, historic intensities standing in for the years reported.
@@ -345,23 +343,17 @@ def _trend_rate(intensity: dict[int, float], base_year: int) -> float:
         return 0.0
     first = min(known)
     series = {**{y: known[first] for y in range(ITR_BASE_YEAR, first)}, **known}
+    if len(series) < 2:
+        return 0.0
     years = sorted(series)
-    values = sorted(series.values())
-    lower, upper = _quantile(values, TREND_LOWER_PERCENTILE), _quantile(values, TREND_UPPER_PERCENTILE)
+    # ITR ProjectionControls LOWER_PERCENTILE / UPPER_PERCENTILE (0.1 / 0.9), by linear interpolation
+    # ("inclusive": the pandas quantile ITR calls)
+    deciles = statistics.quantiles(series.values(), n=10, method="inclusive")
+    lower, upper = deciles[0], deciles[-1]
     clipped = {y: min(max(series[y], lower), upper) for y in years}
     path = _historic_path(clipped, years[0], years[-1])
     changes = [_year_on_year_change(path[y - 1], path[y]) for y in range(years[0] + 1, years[-1] + 1)]
-    if not changes:
-        return 0.0
     return min(max(statistics.median(changes), TREND_MIN_RATE), TREND_MAX_RATE)
-
-
-def _quantile(ordered: list[float], q: float) -> float:
-    """Linear-interpolation quantile of sorted values (numpy's and pandas' default)."""
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def _year_on_year_change(before: float, after: float) -> float:
@@ -413,13 +405,13 @@ def _target_milestones(
         else:
             produced = production.get(year) or production[max(production)]
             value = float(rec["target_qty"]) / produced
-            if value < by_year.get(year, math.inf):
-                absolute.add(year)
         used += 1
         if value < by_year.get(year, math.inf):
-            if rec["target_type"] != "absolute" or intensity is not None:
-                absolute.discard(year)
             by_year[year] = value
+            if intensity is None and rec["target_type"] == "absolute":
+                absolute.add(year)
+            else:
+                absolute.discard(year)
     netzeros = [int(v) for v in targets["netzero_year"].dropna()] if len(targets) else []
     netzero = min(netzeros) if netzeros else None
     milestones: list[tuple[int, float]] = []
