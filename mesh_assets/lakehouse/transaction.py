@@ -15,7 +15,8 @@ Everything else is stock pyiceberg: the retries on ``CommitFailedException``, th
 validation, the branches.
 
 :class:`MeshSqlCatalog` parses each metadata file once per process: the file at a location never
-changes, and a governed write loads its table about five times.
+changes, and a governed write loads its table about five times. It keeps the text of the file's
+snapshot array too, so a commit writes its new file without re-serializing the unchanged history.
 
 Remove the transaction when a pyiceberg release caches the view itself (#3302, #3784):
 ``tests/lakehouse/test_transaction.py`` fails when that happens, or when the internals it
@@ -84,9 +85,13 @@ class MeshTable(Table):
     def _do_commit(
         self, updates: tuple[TableUpdate, ...], requirements: tuple[TableRequirement, ...]
     ) -> None:
-        internals.commit_response(self, internals.sql_commit(self.catalog, self, requirements, updates))
-        if isinstance(self.catalog, MeshSqlCatalog):  # its next load or refresh starts from this
-            self.catalog.parsed_metadata.put(self.metadata_location, self.metadata)
+        # the catalog's next load or refresh of the table starts from this commit, parsed or not
+        parsed = self.catalog.parsed_metadata if isinstance(self.catalog, MeshSqlCatalog) else None
+        internals.commit_response(
+            self, internals.sql_commit(self.catalog, self, requirements, updates, parsed)
+        )
+        if parsed is not None:  # a commit SqlCatalog made (a stale base) has no snapshot text
+            parsed.put(self.metadata_location, self.metadata)
 
 
 def transaction(table: Table) -> MeshTransaction:

@@ -25,17 +25,15 @@ def _mesh_catalog(tmp_path: Path, name: str = "t"):
 
 @pytest.fixture
 def parses(monkeypatch) -> list[str]:
-    """The metadata files pyiceberg parses, in order."""
-    from pyiceberg import serializers
-
+    """The metadata files the catalog reads and parses, in order."""
     seen: list[str] = []
-    parse = serializers.FromInputFile.table_metadata
+    read = internals.read_metadata
 
-    def counted(input_file, encoding: str = "utf-8"):
+    def counted(input_file):
         seen.append(input_file.location)
-        return parse(input_file, encoding)
+        return read(input_file)
 
-    monkeypatch.setattr(serializers.FromInputFile, "table_metadata", staticmethod(counted))
+    monkeypatch.setattr(internals, "read_metadata", counted)
     return seen
 
 
@@ -140,3 +138,103 @@ def test_the_cache_is_bounded_by_the_snapshots_it_holds():
     assert parsed.get("small") is None and parsed.get("big") is big and parsed.get("other") is other
     parsed.put("huge", metadata(20))  # larger than the whole cache: never held
     assert parsed.get("huge") is None and len(parsed) == 2
+
+
+def _text(table) -> str:
+    return Path(table.metadata_location.removeprefix("file://")).read_text()
+
+
+def test_a_metadata_file_is_read_as_pyiceberg_reads_it_in_any_layout(catalog):
+    """The parse equals pyiceberg's, and the snapshot array's text is the top-level one."""
+    import json
+
+    from pyiceberg.table.metadata import TableMetadataUtil
+
+    table = _table(catalog, days=3)
+    document = json.loads(_text(table))
+    # a property and a branch both named "snapshots" come before the array, pretty-printed
+    document["properties"]["snapshots"] = '"snapshots": [1]'
+    document["refs"]["snapshots"] = {"snapshot-id": table.metadata.snapshots[0].snapshot_id, "type": "branch"}
+    reordered = {"properties": document.pop("properties"), "refs": document.pop("refs"), **document}
+    for text in (_text(table), json.dumps(reordered), json.dumps(reordered, indent=2)):
+        metadata, array = internals.parse_metadata(text)
+        assert metadata == TableMetadataUtil.parse_raw(text)
+        assert array is not None and json.loads(array) == document["snapshots"]
+        assert len(metadata.snapshots) == 3
+
+    v1 = {**document, "format-version": 1, "schema": document["schemas"][0]}
+    metadata, array = internals.parse_metadata(json.dumps(v1))
+    assert (metadata, array) == (TableMetadataUtil.parse_raw(json.dumps(v1)), None)
+
+
+def test_an_invalid_metadata_file_fails_with_pyicebergs_error(catalog):
+    import json
+
+    from pyiceberg.exceptions import ValidationError
+    from pyiceberg.table.metadata import TableMetadataUtil
+
+    document = json.loads(_text(_table(catalog, days=2)))
+    del document["snapshots"][1]["manifest-list"]
+    text = json.dumps(document)
+    with pytest.raises(ValidationError) as ours:
+        internals.parse_metadata(text)
+    with pytest.raises(ValidationError) as stock:
+        TableMetadataUtil.parse_raw(text)
+    assert str(ours.value) == str(stock.value)
+    assert "manifest-list" in str(ours.value)
+
+
+@pytest.fixture
+def serialized(monkeypatch) -> list[int]:
+    """The snapshot ids serialized on their own (pyiceberg's writer serializes none this way)."""
+    from pyiceberg.table.snapshots import Snapshot
+
+    seen: list[int] = []
+    dump = Snapshot.model_dump_json
+
+    def counted(self, *args, **kwargs):
+        seen.append(self.snapshot_id)
+        return dump(self, *args, **kwargs)
+
+    monkeypatch.setattr(Snapshot, "model_dump_json", counted)
+    return seen
+
+
+def test_a_commit_serializes_only_its_new_snapshots_and_writes_what_pyiceberg_writes(
+    catalog, tmp_path, serialized
+):
+    import json
+
+    from mesh_assets.lakehouse.transaction import transaction
+
+    mesh = _mesh_catalog(tmp_path)
+    _table(catalog, days=4)
+    for n in range(2):  # the first from a file read here, the second from a commit made here
+        before = mesh.load_table("d.t")
+        serialized.clear()
+        tx = transaction(before)
+        tx.append(_rows("c" * (n + 1)))
+        committed = tx.commit_transaction()
+        assert serialized == [committed.metadata.snapshots[-1].snapshot_id]
+        written = json.loads(_text(committed))
+        assert written == json.loads(committed.metadata.model_dump_json())  # pyiceberg's own writer
+        stock = catalog.load_table("d.t")
+        assert stock.metadata == committed.metadata
+        assert stock.scan().count() == 8 + n + 1 + (1 if n else 0)
+
+
+def test_a_history_that_lost_snapshots_is_serialized_whole(catalog, serialized):
+    """Expired snapshots: the base file's array no longer prefixes the new one."""
+    import json
+
+    table = _table(catalog, days=3)
+    metadata, array = internals.parse_metadata(_text(table))
+    assert array is not None
+    trimmed = metadata.model_copy(update={"snapshots": metadata.snapshots[1:]})
+    serialized.clear()
+    result = internals.serialize_metadata(trimmed, (metadata.snapshots, array))
+    assert result is not None
+    assert json.loads(result[0]) == json.loads(trimmed.model_dump_json())
+    assert len(serialized) == 2  # every kept snapshot, none taken from the old text
+    same = internals.serialize_metadata(metadata, (metadata.snapshots, array))
+    assert same is not None and same[1] == array  # nothing new: the text as it was
