@@ -227,10 +227,7 @@ class ParsedMetadata:
         if weight > self.max_snapshots:
             return
         with self._lock:
-            held = self._entries.get(location)
-            if held is not None:
-                if held[2] is None and snapshots_json is not None and held[0] is metadata:
-                    self._entries[location] = (metadata, held[1], snapshots_json)
+            if location in self._entries:
                 self._entries.move_to_end(location)
                 return
             self._entries[location] = (metadata, weight, snapshots_json)
@@ -449,22 +446,20 @@ def _transaction(attribute: str) -> Callable[[], object]:
     return get
 
 
+def _member(path: str) -> object:
+    """The function at ``"module:Class.attribute"``, as defined (static and class methods unwrapped)."""
+    import importlib
+
+    module, _, dotted = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in dotted.split("."):
+        obj = inspect.getattr_static(obj, part)
+    return obj.__func__ if isinstance(obj, staticmethod | classmethod) else obj
+
+
 def _members(*paths: str) -> Callable[[], tuple[object, ...]]:
-    """Several ``"module:Class.attribute"`` reviewed as one (resolved when fingerprinted)."""
-
-    def get() -> tuple[object, ...]:
-        import importlib
-
-        found = []
-        for path in paths:
-            module, _, dotted = path.partition(":")
-            obj: Any = importlib.import_module(module)
-            for part in dotted.split("."):
-                obj = inspect.getattr_static(obj, part)
-            found.append(obj.__func__ if isinstance(obj, staticmethod | classmethod) else obj)
-        return tuple(found)
-
-    return get
+    """Several members reviewed as one (resolved when fingerprinted)."""
+    return lambda: tuple(_member(path) for path in paths)
 
 
 def _update_steps() -> tuple[object, ...]:
@@ -495,15 +490,11 @@ PINNED: dict[str, tuple[Callable[[], object], str]] = {
     ),
     # sql_commit and commit_response reproduce these, minus the reload and the deep copy.
     "pyiceberg.catalog.sql.SqlCatalog.commit_table": (
-        lambda: __import__("pyiceberg.catalog.sql", fromlist=["SqlCatalog"]).SqlCatalog.commit_table,
+        lambda: _member("pyiceberg.catalog.sql:SqlCatalog.commit_table"),
         "fb22ea690ba68b07",
     ),
     "pyiceberg.catalog.MetastoreCatalog._update_and_stage_table": (
-        lambda: (
-            __import__(
-                "pyiceberg.catalog", fromlist=["MetastoreCatalog"]
-            ).MetastoreCatalog._update_and_stage_table
-        ),
+        lambda: _member("pyiceberg.catalog:MetastoreCatalog._update_and_stage_table"),
         "2a491d0056395468",
     ),
     "pyiceberg.table.update._update_table_metadata_log": (
@@ -512,9 +503,7 @@ PINNED: dict[str, tuple[Callable[[], object], str]] = {
     ),
     # table_from_row returns what this returns, from the parsed metadata of the row's location
     "pyiceberg.catalog.sql.SqlCatalog._convert_orm_to_iceberg": (
-        lambda: (
-            __import__("pyiceberg.catalog.sql", fromlist=["SqlCatalog"]).SqlCatalog._convert_orm_to_iceberg
-        ),
+        lambda: _member("pyiceberg.catalog.sql:SqlCatalog._convert_orm_to_iceberg"),
         "f444ea8e12456c62",
     ),
     # read_metadata / parse_metadata read a file as these do; serialize_metadata and
@@ -539,7 +528,7 @@ PINNED: dict[str, tuple[Callable[[], object], str]] = {
         "76db8befcc23d9b5",
     ),
     "pyiceberg.table.Table._do_commit": (
-        lambda: __import__("pyiceberg.table", fromlist=["Table"]).Table._do_commit,
+        lambda: _member("pyiceberg.table:Table._do_commit"),
         "794b91fe1dcf7b5f",
     ),
     "pyiceberg.table.Transaction._rebuild_snapshot_updates": (
