@@ -10,8 +10,9 @@ scope (S1, S1S2, S3, S1S2S3):
    benchmark's denominator unit); base intensity ``I0 = E(Y0) / P(Y0)``;
 3. intensity paths 2019..2050: reported intensities up to ``Y0``, then the trajectory (median
    year-on-year change of the winsorized history, clipped to [-10 %, +3 %] a year) and, with a
-   binding target (own scope, else a neighbouring scope's as ITR does), the target path (a constant
-   yearly rate between milestones as ITR's, zero at net zero);
+   binding target, the target path (a constant yearly rate between milestones as ITR's, zero at net
+   zero); without targets of its own, S1S2 follows S1's, S1S2S3 is the sum of the S1S2 and S3 target
+   paths, and any scope falls to zero by the net-zero year its neighbours imply, as ITR infers them;
 4. production grows with the benchmark's production pathway; cumulative emissions and the budget are
    sums of production x intensity over 2019..2050;
 5. ``T = T_bm + TCRE * B * (CE / CB - 1)`` per path (``B`` divided by 0.76 when the benchmark excludes
@@ -74,11 +75,26 @@ QUARANTINE_SCORE_C = 20.0
 # Scope scored -> scope used when the benchmark has no pathway for the sector in that scope.
 SCOPE_FALLBACKS: dict[str, str] = {"S1S2": "S1"}
 
-# Scope scored -> scopes whose targets stand in when the scope has none (ITR 1.1.10 template loader).
-TARGET_SCOPE_FALLBACKS: dict[str, tuple[str, ...]] = {
-    "S1S2": ("S1S2S3", "S1"),
-    "S1": ("S1S2",),
-    "S3": ("S1S2S3",),
+# Scope scored -> scopes whose targets stand in when the scope has none. ITR 1.1.10 gives a company with
+# S1 targets only an S2 target along the benchmark's S2 pathway and sums the two paths for S1S2; the
+# mesh applies the S1 targets' reduction ambition to S1S2. Any other scope without targets falls to zero
+# by the net-zero year its neighbours imply (inferred_netzero), S1S2S3 by the sum of its parts' paths.
+TARGET_SCOPE_FALLBACKS: dict[str, tuple[str, ...]] = {"S1S2": ("S1",)}
+
+# emissions_basis of S1S2 -> that of S1S2S3 built from it (S1S2 + S3)
+S1S2S3_BASIS: dict[str, str] = {
+    "reported": "S1S2+S3",
+    "S1+S2": "S1+S2+S3",
+    "S1+allocated S2": "S1+allocated S2+S3",
+    "S1 only (no S2 reported)": "S1+S3 (no S2 reported)",
+}
+
+# Sector -> the scope-3 category its benchmark's S3 pathway stands for, taken before a reported S3
+# total (ITR 1.1.10's prioritize_submetric): fuel- and energy-related activities for power, use of sold
+# products for fuels, gas and vehicles.
+S3_SECTOR_CATEGORY: dict[str, str] = {
+    "Electricity Utilities": "3",
+    **dict.fromkeys(("Autos", "Energy", "Oil & Gas", "Coal", "Oil", "Gas", "Gas Utilities"), "11"),
 }
 
 # Company sector -> benchmark sectors to try, in order (after the exact name).
@@ -157,10 +173,12 @@ def _production_from_intensity(
     level: str | None,
     scope: str,
     bm_denominator: str,
+    em_level: str | None,
 ) -> dict[int, float]:
     """Production in the benchmark unit as emissions / reported intensity of the same scope (S1S2, else S1).
 
     ITR's template loader does the same for companies that report an intensity but no production.
+    Intensities are those reported at ``level``, emissions those of ``em_all`` at ``em_level``.
     """
     table = (ctx.intensities or {}).get(company_id)
     if table is None or table.empty:
@@ -171,7 +189,7 @@ def _production_from_intensity(
         own = rows[rows["scope"] == source_scope]
         if own.empty:
             continue
-        emissions = {y: v for y, (v, _) in emissions_series(em_all, level, source_scope).items()}
+        emissions = {y: v for y, (v, _) in emissions_series(em_all, em_level, source_scope).items()}
         out: dict[int, float] = {}
         for unit, g in own.groupby("unit"):
             factor = production_factor(denominator(str(unit)), bm_denominator, ctx.fx_to_eur)
@@ -193,16 +211,46 @@ def itr_score(temperature: float, budget_gt: float, ratio: float) -> float:
 def index_emissions(
     reported_emissions: pd.DataFrame,
 ) -> dict[str, dict[tuple[str | None, str], dict[int, float]]]:
-    """Scope totals of reported_emissions as company -> (segment, scope) -> year -> t CO2e."""
-    totals = reported_emissions[reported_emissions["s3_category"].isna()]
+    """reported_emissions as company -> (segment, scope) -> year -> t CO2e.
+
+    Scope totals are keyed by their scope; a scope-3 category ``c`` by ``S3 category c`` (see
+    :func:`s3_category_key`), so the category a benchmark's scope-3 pathway covers can stand in.
+    """
     index: dict[str, dict[tuple[str | None, str], dict[int, float]]] = {}
-    for cid, segment, scope, year, value in zip(
-        totals["company_id"], totals["segment"], totals["scope"], totals["year"], totals["emissions_t_co2e"],
+    for cid, segment, scope, category, year, value in zip(
+        reported_emissions["company_id"], reported_emissions["segment"], reported_emissions["scope"],
+        reported_emissions["s3_category"], reported_emissions["year"], reported_emissions["emissions_t_co2e"],
         strict=True,
     ):  # fmt: skip
-        key = (None if pd.isna(segment) else str(segment), str(scope))
+        name = str(scope) if pd.isna(category) else s3_category_key(str(category))
+        key = (None if pd.isna(segment) else str(segment), name)
         index.setdefault(str(cid), {}).setdefault(key, {})[int(year)] = float(value)
     return index
+
+
+def s3_category_key(category: str) -> str:
+    """Index key of a scope-3 category's emissions (``'11'`` -> ``'S3 category 11'``)."""
+    return f"S3 category {category}"
+
+
+def own_sector_view(
+    em_all: dict[tuple[str | None, str], dict[int, float]], sector: str
+) -> dict[tuple[str | None, str], dict[int, float]]:
+    """A whole company's emissions: its figures for its own sector (a segment named after the sector,
+    e.g. an electric utility's "electricity" submetric) in front of its company-level figures, per
+    scope and year, as company-level series.
+
+    ITR 1.1.10's template loader ranks the submetrics that name a sector first when it picks a
+    single-sector company's figure of a scope and year, and fills the years they lack from the
+    other submetrics; scope sums (S1S2 + S3) are built afterwards from the picked figures.
+    """
+    view: dict[tuple[str | None, str], dict[int, float]] = {}
+    for (segment, scope), series in em_all.items():
+        if segment is None:
+            view[(None, scope)] = {**series, **view.get((None, scope), {})}
+        elif segment == sector:
+            view[(None, scope)] = {**view.get((None, scope), {}), **series}
+    return view
 
 
 def index_pathways(pathways: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
@@ -271,24 +319,48 @@ def pick_pathway(
     return None
 
 
+def own_sector_production(production: pd.DataFrame, sector: str) -> pd.DataFrame:
+    """A whole company's production rows: those of its own sector's segment, then company-level rows
+    for the (unit, product, year)s the segment lacks, as company-level rows (see :func:`own_sector_view`)."""
+    if production.empty or "year" not in production:
+        return production
+    own = production[production["segment"] == sector]
+    company = production[production["segment"].isna()]
+    if own.empty:
+        return company
+    key = ["unit", "product", "year"]
+    covered = pd.MultiIndex.from_frame(own[key].astype(str))
+    rest = company[~pd.MultiIndex.from_frame(company[key].astype(str)).isin(covered)]
+    return pd.concat([own.assign(segment=pd.NA), rest], ignore_index=True)
+
+
 def emissions_series(
-    em_all: dict[tuple[str | None, str], dict[int, float]], level: str | None, scope: str
+    em_all: dict[tuple[str | None, str], dict[int, float]],
+    level: str | None,
+    scope: str,
+    sector: str | None = None,
 ) -> dict[int, tuple[float, str]]:
     """Yearly emissions of ``scope`` at a segment level (None = whole company) with how they were built.
 
     Order per year: the reported figure; the sum of the reported parts (S1 + S2; S1S2 + S3); for a segment,
     segment S1 + company S2 allocated pro rata to the segment's share of S1; S1 alone when no S2 is
-    reported at any level for that year (S1S2 only).
+    reported at any level for that year (S1S2 only). Scope 3 of a ``sector`` in
+    :data:`S3_SECTOR_CATEGORY` is the category its benchmark pathway covers where reported, else the
+    reported total (ITR ranks that category first for those sectors).
     """
     own = {sc: series for (seg, sc), series in em_all.items() if seg == level}
     company = {sc: series for (seg, sc), series in em_all.items() if seg is None}
     all_s2_years = {y for (_, sc), series in em_all.items() if sc == "S2" for y in series}
+    category = S3_SECTOR_CATEGORY.get(sector or "")
+    if category is not None and s3_category_key(category) in own:
+        own["S3"] = {**own.get("S3", {}), **own[s3_category_key(category)]}
     out: dict[int, tuple[float, str]] = {y: (v, "reported") for y, v in own.get(scope, {}).items()}
     if scope == "S1S2S3":
-        for y in set(own.get("S1S2", {})) & set(own.get("S3", {})):
-            out.setdefault(y, (own["S1S2"][y] + own["S3"][y], "S1S2+S3"))
-        for y in set(own.get("S1", {})) & set(own.get("S2", {})) & set(own.get("S3", {})):
-            out.setdefault(y, (own["S1"][y] + own["S2"][y] + own["S3"][y], "S1+S2+S3"))
+        # S1S2 as this function builds it (reported, S1 + S2, a segment's allocated S2, S2 as zero)
+        s3 = own.get("S3", {})
+        for y, (value, how) in emissions_series(em_all, level, "S1S2", sector).items():
+            if y in s3:
+                out.setdefault(y, (value + s3[y], S1S2S3_BASIS[how]))
     if scope != "S1S2":
         return out
     s1, s2 = own.get("S1", {}), own.get("S2", {})
@@ -305,8 +377,10 @@ def emissions_series(
             denominator = company.get("S1", {}).get(y) or seg_s1_total.get(y)
             if denominator:
                 out.setdefault(y, (s1[y] + company["S2"][y] * s1[y] / denominator, "S1+allocated S2"))
-    for y in set(s1) - all_s2_years:
-        out.setdefault(y, (s1[y], "S1 only (no S2 reported)"))
+    if not all_s2_years and not own.get("S1S2"):
+        # ITR: an entity reporting neither S2 nor S1S2 has its S2 taken as zero
+        for y in s1:
+            out.setdefault(y, (s1[y], "S1 only (no S2 reported)"))
     return out
 
 
@@ -473,8 +547,74 @@ def _compound_step(first: float, last: float, step: int, period: int) -> float:
     return (last / first) ** (step / period) * first
 
 
+def inferred_netzero(targets: pd.DataFrame) -> dict[str, int | None]:
+    """Net-zero year per scope as ITR 1.1.10 infers it (``calculate_nz_target_years``).
+
+    A scope's own: the earliest ``netzero_year`` of its targets, or target year of a 100 % reduction.
+    Then a compound scope's implies its parts' (S1S2S3 -> S1S2 and S3, S1S2 -> S1 and S2), and a
+    compound scope reaches net zero when its last part does.
+    """
+    never = 9999
+    nz = dict.fromkeys(("S1", "S2", "S1S2", "S3", "S1S2S3"), never)
+    for scope, netzero, year, ambition in zip(
+        targets["scope"], targets["netzero_year"], targets["target_year"], targets["reduction_ambition"],
+        strict=True,
+    ):  # fmt: skip
+        if str(scope) not in nz:
+            continue
+        if not pd.isna(netzero):
+            nz[str(scope)] = min(nz[str(scope)], int(netzero))
+        if not pd.isna(ambition) and float(ambition) >= 1.0:
+            nz[str(scope)] = min(nz[str(scope)], int(year))
+    nz["S1S2"] = min(nz["S1S2"], nz["S1S2S3"])
+    nz["S1"] = min(nz["S1S2"], nz["S1"])
+    nz["S2"] = min(nz["S1S2"], nz["S2"])
+    nz["S1S2"] = min(nz["S1S2"], max(nz["S1"], nz["S2"]))
+    nz["S3"] = min(nz["S1S2S3"], nz["S3"])
+    nz["S1S2S3"] = max(nz["S1S2"], nz["S3"])
+    return {scope: (year if year < never else None) for scope, year in nz.items()}
+
+
+@dataclass(frozen=True)
+class TargetPath:
+    """An entity's target path in one scope: intensity by year (history up to the base year included)."""
+
+    unit: str
+    path: dict[int, float]
+    netzero: int | None
+    used: int
+
+
 def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, Any]:
     """One output row of company_temperature_scores (see the transforms docstring for columns)."""
+    return _score(ctx, entity, scope)[0]
+
+
+def _summed_target(ctx: Context, entity: dict[str, Any]) -> TargetPath | None:
+    """S1S2S3's target path from the S1S2 and S3 ones, for an entity without S1S2S3 targets.
+
+    ITR 1.1.10 (``project_ei_targets``) infers a net-zero year for S1S2S3 from those of S1S2 and S3 (the
+    later one) and, without S1S2S3 targets, projects S1S2S3 as the sum of the S1S2 and S3 target
+    paths; without a net-zero year in both there is no S1S2S3 target.
+    """
+    parts = [_score(ctx, entity, part)[1] for part in ("S1S2", "S3")]
+    if any(p is None or p.netzero is None for p in parts):
+        return None
+    s1s2, s3 = parts[0], parts[1]
+    assert s1s2 is not None and s3 is not None and s1s2.netzero is not None and s3.netzero is not None
+    if s1s2.unit != s3.unit:
+        return None
+    years = s1s2.path.keys() & s3.path.keys()
+    return TargetPath(
+        s1s2.unit,
+        {t: s1s2.path[t] + s3.path[t] for t in years},
+        max(s1s2.netzero, s3.netzero),
+        s1s2.used + s3.used,
+    )
+
+
+def _score(ctx: Context, entity: dict[str, Any], scope: str) -> tuple[dict[str, Any], TargetPath | None]:
+    """The row of :func:`score_entity` and the entity's target path in the scope (None without one)."""
     out: dict[str, Any] = {
         "company_id": entity["company_id"],
         "base_company_id": entity["base_company_id"],
@@ -487,9 +627,9 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
         "temperature_score_c": DEFAULT_SCORE_C,
     }
 
-    def default(reason: str) -> dict[str, Any]:
+    def default(reason: str) -> tuple[dict[str, Any], None]:
         out["default_reason"] = reason
-        return out
+        return out, None
 
     if not entity["sector"]:
         return default("no sector")
@@ -516,8 +656,12 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
     bm = dict(zip(pathway["year"].astype(int), pathway["intensity"].astype(float), strict=True))
 
     em_all = ctx.emissions.get(entity["base_company_id"], {})
+    if not entity["is_split"]:
+        em_all = own_sector_view(em_all, entity["sector"])
     prod_all = ctx.production.get(entity["base_company_id"], pd.DataFrame(columns=["segment"]))
-    levels = [entity["segment"]] if entity["is_split"] else [entity["sector"], None]
+    levels = [entity["segment"]] if entity["is_split"] else [None]
+    if not entity["is_split"]:
+        prod_all = own_sector_production(prod_all, entity["sector"])
     emissions: dict[int, float] = {}
     prod: dict[int, float] = {}
     prod_unit = None
@@ -528,13 +672,15 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
     for level in levels:
         pr = prod_all[prod_all["segment"].isna()] if level is None else prod_all[prod_all["segment"] == level]
         where = "segment" if level is not None else "company"
-        e_basis = emissions_series(em_all, level, bm_scope)
+        # a whole company's emissions are one view of its own-sector and company-level figures
+        em_level = level if entity["is_split"] else None
+        e_basis = emissions_series(em_all, em_level, bm_scope, entity["sector"])
         e_series = {y: v for y, (v, _) in e_basis.items()}
         p_series, p_unit = _production_series(pr, bm_den, ctx.fx_to_eur) if not pr.empty else ({}, None)
         if e_series and not set(e_series) & set(p_series):
             # ITR: production derived as emissions / reported intensity when none is reported
             derived = _production_from_intensity(
-                ctx, em_all, entity["base_company_id"], level, bm_scope, bm_den
+                ctx, em_all, entity["base_company_id"], level, bm_scope, bm_den, em_level
             )
             if set(e_series) & set(derived):
                 p_series, p_unit = derived, "derived: emissions / reported intensity"
@@ -582,19 +728,12 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
             "benchmark_intensity_base_year": bm.get(base_year, bm[min(bm)]),
         }
     )
-    if not horizon or budget <= 0:
-        return default("benchmark budget is zero over the projection horizon")
-    afolu = pathway["is_afolu_included"].iloc[0] if "is_afolu_included" in pathway else None
-    excludes_afolu = afolu is not None and not pd.isna(afolu) and not bool(afolu)
-    budget_gt = out["global_budget_gt_co2"] / (NON_AFOLU_SHARE if excludes_afolu else 1.0)
-    out["global_budget_gt_co2"] = budget_gt
-
     all_targets = ctx.targets.get(entity["company_id"], pd.DataFrame())
     targets = all_targets
     if len(all_targets):
         totals = all_targets[all_targets["s3_category"].isna()]
-        # ITR: a scope without targets of its own takes those of a neighbouring scope (S1S2 from
-        # S1S2S3 or S1 targets), the reduction ambition applied to the scope's own base figure.
+        # S1S2 without targets of its own takes those of S1 (TARGET_SCOPE_FALLBACKS), their reduction
+        # ambition applied to the scope's own base figure
         for target_scope in (bm_scope, *TARGET_SCOPE_FALLBACKS.get(bm_scope, ())):
             targets = totals[totals["scope"] == target_scope]
             if len(targets):
@@ -605,7 +744,29 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
         milestones, absolute, netzero, used = _target_milestones(
             targets, bm_den, base_year, i0, production, ctx.fx_to_eur, intensity if borrowed else None
         )
+    elif len(all_targets) and scope != "S1S2S3":
+        # ITR: a scope without targets still falls to zero by a net-zero year its neighbours imply
+        # (an S1S2S3 net zero is one for S1S2 and S1); S1S2S3 sums its parts' paths instead (below)
+        implied = inferred_netzero(all_targets[all_targets["s3_category"].isna()]).get(bm_scope)
+        if implied is not None and implied > base_year:
+            milestones, netzero = [(implied, 0.0)], implied
     history = _historic_path(intensity, first, base_year)
+    target: TargetPath | None = None
+    if milestones:
+        projected = _project(i0, base_year, milestones, None, absolute, production)
+        target = TargetPath(bm_unit, {**history, **projected}, netzero, used)
+    elif scope == "S1S2S3" and not len(targets):
+        summed = _summed_target(ctx, entity)
+        if summed is not None and summed.unit == bm_unit:
+            after = {t: v for t, v in summed.path.items() if t > base_year}
+            target = TargetPath(bm_unit, {**history, **after}, summed.netzero, summed.used)
+    if not horizon or budget <= 0:
+        # the target path still serves S1S2S3's (a scope-3 pathway of power has no budget)
+        return default("benchmark budget is zero over the projection horizon")[0], target
+    afolu = pathway["is_afolu_included"].iloc[0] if "is_afolu_included" in pathway else None
+    excludes_afolu = afolu is not None and not pd.isna(afolu) and not bool(afolu)
+    budget_gt = out["global_budget_gt_co2"] / (NON_AFOLU_SHARE if excludes_afolu else 1.0)
+    out["global_budget_gt_co2"] = budget_gt
     rate = _trend_rate(intensity, base_year)
     trajectory = {**history, **_project(i0, base_year, [], rate)}
     cum_traj = sum(production[t] * trajectory[t] for t in horizon)
@@ -613,8 +774,8 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
     traj_score = itr_score(out["benchmark_temperature_c"], budget_gt, traj_ratio)
     target_ratio = target_score = cum_target = None
     path = trajectory
-    if milestones:
-        target_path = {**history, **_project(i0, base_year, milestones, None, absolute, production)}
+    if target is not None:
+        target_path = target.path
         cum_target = sum(production[t] * target_path[t] for t in horizon)
         target_ratio = cum_target / budget
         target_score = itr_score(out["benchmark_temperature_c"], budget_gt, target_ratio)
@@ -635,8 +796,8 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
     out.update(
         {
             "trend_annual_rate": rate,
-            "n_targets_used": used if milestones else 0,
-            "netzero_year": netzero if milestones else None,
+            "n_targets_used": target.used if target is not None else 0,
+            "netzero_year": target.netzero if target is not None else None,
             "projected_intensity_2030": path.get(2030),
             "projected_intensity_2050": path.get(END_YEAR),
             "cumulative_emissions_t_co2e": cum_target if cum_target is not None else cum_traj,
@@ -654,4 +815,4 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
             "default_reason": None,
         }
     )
-    return out
+    return out, target

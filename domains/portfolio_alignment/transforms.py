@@ -254,12 +254,12 @@ def company_temperature_scores(
     pathway used; S1 when the benchmark has no S1S2 pathway for the sector, e.g. TPI power), ``benchmark_temperature_c``, ``global_budget_gt_co2``, ``intensity_unit`` (benchmark
     unit, company intensities are expressed in it), ``data_segment`` (segment whose figures were used;
     <NA> = whole company), ``base_year``, ``base_year_emissions_t_co2e``, ``emissions_basis`` (reported | S1+S2 | S1+allocated S2 |
-    S1 only (no S2 reported)), ``base_year_production`` (in the
+    S1 only (no S2 reported), and for S1S2S3 built from those + S3), ``base_year_production`` (in the
     benchmark denominator unit), ``production_unit_reported`` (canonical unit of the production used),
     ``base_year_intensity``, ``benchmark_intensity_base_year``, ``projected_intensity_2030``/``_2050``,
     ``trend_annual_rate`` (trend projections), ``n_targets_used``/``netzero_year`` (target projections),
-    ``cumulative_emissions_t_co2e`` and ``cumulative_budget_t_co2e`` (base year + 1 .. 2050, production
-    held at the base-year level), ``overshoot_ratio`` (= CE / CB), ``temperature_score_uncapped_c``,
+    ``cumulative_emissions_t_co2e`` and ``cumulative_budget_t_co2e`` (2019 .. 2050, production grown
+    with the benchmark's production pathway), ``overshoot_ratio`` (= CE / CB), ``temperature_score_uncapped_c``,
     ``score_capped`` (the score hit the 4.4 C ceiling), ``temperature_score_c``,
     ``score_source`` (target | trend | default), ``default_reason``.
 

@@ -30,12 +30,14 @@ RAW = REPO_ROOT / "data" / "raw"
 # scope -> (min companies compared, min within 0.01 C, max median diff C, max p90 diff C), measured
 # 2026-11-30 on the sample (see docs/portfolio-alignment-method.md, "Result on the sample"), after ITR's
 # trend rule (winsorized history, every change), target shapes (compound rates; absolute targets in
-# emissions over the projected production) and production anchor (2019) were adopted.
+# emissions over the projected production), production anchor (2019), ITR's data selection (own-sector
+# figures first, the sector's scope-3 category, S2 as zero only without S2 or S1S2) and its target
+# inference (net-zero years implied between scopes, S1S2S3 as the sum of S1S2 and S3) were adopted.
 COMPANY_FLOORS = {
-    "S1": (99, 30, 0.031, 0.58),
-    "S1S2": (106, 44, 0.016, 0.34),
-    "S3": (53, 29, 0.011, 0.16),
-    "S1S2S3": (61, 21, 0.045, 0.44),
+    "S1": (100, 53, 0.010, 0.22),
+    "S1S2": (106, 52, 0.011, 0.19),
+    "S3": (54, 33, 0.005, 0.15),
+    "S1S2S3": (76, 31, 0.018, 0.36),
 }
 
 
