@@ -1,0 +1,82 @@
+"""Measure one deliberate difference: ITR averages the figures that several reports give for one year.
+
+ITR 1.1.10's template loader (``_estimated_value``) takes the mean of every report's figure for the same
+company, metric, submetric, boundary and year; the mesh's emissions domain keeps the latest report (a
+restatement supersedes the figure it restates). This script rewrites a drop's ``emissions.csv`` and
+``production.csv`` so that each such group carries its mean (converted into the latest report's unit,
+rows ITR ignores left out), runs the mesh on the original and on the rewritten drop, and prints both
+comparisons with the oracle's results: the effect this difference has on the sample.
+
+    .venv/bin/python tools/itr_oracle/report_dates.py [--raw data/raw]
+
+Needs the oracle's results (``deploy/local/itr_oracle.sh``, or any run of ``tests/oracle``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import compare
+import oracle
+
+KEY = ["company_id", "metric", "submetric", "boundary", "year"]
+
+
+def averaged(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every (company, metric, submetric, boundary, year) reported by several reports set to
+    the mean of their figures, in the latest report's unit; rows ITR ignores (``base_year == 'x'``) and
+    groups with an unconvertible unit are left as they are."""
+    from mesh_assets.ingest.units import UnknownUnitError, convert
+
+    out = df.copy()
+    kept = df[df["base_year"].astype(str).str.strip().str.lower() != "x"]
+    for _, group in kept.groupby(kept[KEY].fillna("").astype(str).agg("|".join, axis=1)):
+        if group["report_date"].nunique() < 2:
+            continue
+        unit = str(group.sort_values("report_date")["unit"].iloc[-1])
+        try:
+            values = [
+                convert(float(v), str(u), unit) for v, u in zip(group["value"], group["unit"], strict=True)
+            ]
+        except (UnknownUnitError, ValueError):
+            continue
+        out.loc[group.index, "value"] = sum(values) / len(values)
+        out.loc[group.index, "unit"] = unit
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", type=Path, default=compare.REPO / "data" / "raw")
+    args = parser.parse_args(argv)
+    itr = oracle.itr_results(args.raw / "itr-sample", args.raw / "itr-benchmarks", compare.subprocess_env())
+    with tempfile.TemporaryDirectory() as tmp:
+        rewritten = Path(tmp) / "raw"
+        shutil.copytree(args.raw, rewritten)
+        for name in ("emissions.csv", "production.csv"):
+            path = rewritten / "itr-sample" / name
+            averaged(pd.read_csv(path)).to_csv(path, index=False)
+        runs = {"latest report (the mesh)": args.raw, "mean of the reports (ITR)": rewritten}
+        print("| figures | scope | compared | within 0.01 °C | median diff | p90 diff |")
+        print("| :--- | :--- | ---: | ---: | ---: | ---: |")
+        for label, raw in runs.items():
+            scores = compare.mesh_products(raw)["scores"]
+            for scope in compare.SCOPES:
+                r = compare.compare_companies(scores, itr, scope)
+                print(
+                    f"| {label} | {scope} | {r.n_compared} | {r.n_within_tolerance} | "
+                    f"{r.median_diff_c:.3f} | {r.p90_diff_c:.3f} |"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
