@@ -123,6 +123,8 @@ class Context:
     production_index: dict[tuple[str, str], dict[int, float]] | None = None
     # base company_id -> emission_intensities rows (reported intensities: production = E / I)
     intensities: dict[str, pd.DataFrame] | None = None
+    # base company_id -> the sectors of its sector splits (company emissions are allocated among them)
+    splits: dict[str, tuple[str, ...]] | None = None
 
 
 def index_production_pathways(production_pathways: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
@@ -317,6 +319,64 @@ def pick_pathway(
             if reg in regions:
                 return rows[rows["region"] == reg].sort_values("year")
     return None
+
+
+def allocation_weight(ctx: Context, entity: dict[str, Any], scope: str) -> float | None:
+    """The share of its company's ``scope`` emissions a sector split carries, as ITR 1.1.10 allocates
+    them (``_allocate_emissions``): the benchmark's emissions of the split's sector at the split's
+    production, ``I_bm(sector, 2019) * P(2019)``, over the sum of those of the company's splits (the
+    splits without a pathway for the scope or without 2019 production take no share). None when the
+    split itself has none."""
+    base = entity["base_company_id"]
+    prod_all = ctx.production.get(base, pd.DataFrame(columns=["segment"]))
+    shares: dict[str, float] = {}
+    for sector in (ctx.splits or {}).get(base, ()):
+        pathway = pick_pathway(ctx, sector, entity["region"], entity["is_oecd"], scope)
+        if pathway is None:
+            continue
+        bm_2019 = pathway.loc[pathway["year"] == ITR_BASE_YEAR, "intensity"]
+        rows = prod_all[prod_all["segment"] == sector]
+        produced = _production_series(rows, denominator(str(pathway["unit"].iloc[0])), ctx.fx_to_eur)[0]
+        if len(bm_2019) and ITR_BASE_YEAR in produced:
+            shares[sector] = float(bm_2019.iloc[0]) * produced[ITR_BASE_YEAR]
+    total = sum(shares.values())
+    if entity["segment"] not in shares or total <= 0:
+        return None
+    return shares[entity["segment"]] / total
+
+
+# scope -> itself and the scopes it contains
+_SCOPE_PARTS: dict[str, frozenset[str]] = {
+    "S1": frozenset({"S1"}),
+    "S3": frozenset({"S3"}),
+    "S1S2": frozenset({"S1", "S2", "S1S2"}),
+    "S1S2S3": frozenset({"S1", "S2", "S1S2", "S3", "S1S2S3"}),
+}
+
+
+def split_view(
+    ctx: Context, entity: dict[str, Any], em_all: dict[tuple[str | None, str], dict[int, float]]
+) -> dict[tuple[str | None, str], dict[int, float]]:
+    """A sector split's emissions: the company's figures, plus, for each scope (S1, S1S2, S3, S1S2S3)
+    of which none of the company's splits reports any part on its own, the company-level figures times
+    the split's :func:`allocation_weight`, as figures of the split's segment. ITR allocates only such
+    scopes too: its loader drops a company-wide S1S2 when S1 is reported by sector, as a reported
+    segment figure is better than a share of the total estimated from the benchmark."""
+    splits = set((ctx.splits or {}).get(entity["base_company_id"], ())) | {entity["segment"]}
+    view = dict(em_all)
+    for (segment, key), series in em_all.items():
+        scope = "S3" if key.startswith("S3 category") else key
+        if segment is not None or scope not in ("S1", "S1S2", "S3", "S1S2S3"):
+            continue
+        # a scope a split reports, or a part of it (S1 of S1S2), is the splits' own: not allocated
+        parts = _SCOPE_PARTS[scope]
+        own = any(
+            seg in splits and ("S3" if k.startswith("S3 category") else k) in parts for (seg, k) in em_all
+        )
+        weight = None if own else allocation_weight(ctx, entity, scope)
+        if weight is not None:
+            view[(entity["segment"], key)] = {y: v * weight for y, v in series.items()}
+    return view
 
 
 def own_sector_production(production: pd.DataFrame, sector: str) -> pd.DataFrame:
@@ -656,7 +716,9 @@ def _score(ctx: Context, entity: dict[str, Any], scope: str) -> tuple[dict[str, 
     bm = dict(zip(pathway["year"].astype(int), pathway["intensity"].astype(float), strict=True))
 
     em_all = ctx.emissions.get(entity["base_company_id"], {})
-    if not entity["is_split"]:
+    if entity["is_split"]:
+        em_all = split_view(ctx, entity, em_all)
+    else:
         em_all = own_sector_view(em_all, entity["sector"])
     prod_all = ctx.production.get(entity["base_company_id"], pd.DataFrame(columns=["segment"]))
     levels = [entity["segment"]] if entity["is_split"] else [None]

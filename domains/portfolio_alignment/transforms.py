@@ -288,11 +288,16 @@ def company_temperature_scores(
             else None
         ),
     )
-    rows = [
-        scoring.score_entity(ctx, entity, scope)
-        for entity in _entities(company_master, company_targets, reported_emissions, production, cleaned)
-        for scope in scopes
-    ]
+    entities = _entities(company_master, company_targets, reported_emissions, production, cleaned)
+    splits: dict[str, tuple[str, ...]] = {}
+    for entity in entities:
+        if entity["is_split"]:
+            splits[entity["base_company_id"]] = (
+                *splits.get(entity["base_company_id"], ()),
+                entity["segment"],
+            )
+    ctx.splits = splits
+    rows = [scoring.score_entity(ctx, entity, scope) for entity in entities for scope in scopes]
     cleaned.data = typed_frame(rows, SCORE_COLUMNS)
     return cleaned
 

@@ -466,3 +466,49 @@ def test_s1s2s3_without_targets_sums_the_s1s2_and_s3_target_paths() -> None:
     # without a net-zero year for S3, ITR has no S1S2S3 target
     ctx, entity = _one_company_context(_targets(("S1S2", 2030, 0.5, 2040), ("S3", 2035, 0.3, None)))
     assert scoring.score_entity(ctx, entity, "S1S2S3")["score_result_type"] == "TRAJECTORY_ONLY"
+
+
+def test_company_emissions_are_allocated_to_its_splits_by_benchmark_emissions() -> None:
+    """ITR's _allocate_emissions: a split's share of a company-wide scope is I_bm(sector, 2019) * P(2019)
+    over the same for every split; a scope (or a part of it) a split reports itself is not allocated."""
+    rows = [(None, "S1", None, y, 100.0) for y in (2019, 2020)] + [(None, "S1S2", None, 2019, 130.0)]
+    rows += [("Gas Utilities", "S2", None, 2019, 4.0)]  # a split's own S2: S1S2 stays unallocated
+    production = pd.DataFrame(
+        {"segment": pd.array(["Electricity Utilities", "Gas Utilities"], dtype="string"),
+         "product": pd.array([None, None], dtype="string"), "unit": ["MWh", "GJ"], "year": [2019, 2019],
+         "value": [1000.0, 3000.0]}
+    )  # fmt: skip
+    pathways = pd.DataFrame(
+        [
+            {"sector": sector, "scope": scope, "region": "Global", "year": 2019, "intensity": value,
+             "unit": unit, "temperature_c": 1.5, "global_budget_gt_co2": 500.0, "is_afolu_included": True}
+            for sector, unit, value in (("Electricity Utilities", "t CO2e/MWh", 0.3), ("Gas Utilities", "t CO2e/GJ", 0.05))
+            for scope in ("S1", "S1S2")
+        ]
+    )  # fmt: skip
+    ctx = scoring.Context(
+        emissions=scoring.index_emissions(_reported(rows)),
+        production={"C": production},
+        targets={},
+        pathways=scoring.index_pathways(pathways),
+        fx_to_eur={},
+        benchmark_id="TEST",
+        splits={"C": ("Electricity Utilities", "Gas Utilities")},
+    )
+
+    def split(sector: str) -> dict:
+        return {"company_id": f"C+{sector}", "base_company_id": "C", "company_name": "C", "sector": sector,
+                "region": "Global", "is_oecd": None, "segment": sector, "is_split": True}  # fmt: skip
+
+    power, gas = split("Electricity Utilities"), split("Gas Utilities")
+    # benchmark emissions at the split's production: 0.3 * 1000 = 300 t and 0.05 * 3000 = 150 t
+    assert scoring.allocation_weight(ctx, power, "S1") == pytest.approx(2 / 3)
+    assert scoring.allocation_weight(ctx, gas, "S1") == pytest.approx(1 / 3)
+    view = scoring.split_view(ctx, power, ctx.emissions["C"])
+    assert view[("Electricity Utilities", "S1")] == pytest.approx({2019: 200 / 3, 2020: 200 / 3})
+    assert ("Electricity Utilities", "S1S2") not in view
+    # the splits' shares add up to the company's figure
+    gas_view = scoring.split_view(ctx, gas, ctx.emissions["C"])
+    assert view[("Electricity Utilities", "S1")][2019] + gas_view[("Gas Utilities", "S1")][
+        2019
+    ] == pytest.approx(100.0)

@@ -32,12 +32,13 @@ RAW = REPO_ROOT / "data" / "raw"
 # trend rule (winsorized history, every change), target shapes (compound rates; absolute targets in
 # emissions over the projected production), production anchor (2019), ITR's data selection (own-sector
 # figures first, the sector's scope-3 category, S2 as zero only without S2 or S1S2) and its target
-# inference (net-zero years implied between scopes, S1S2S3 as the sum of S1S2 and S3) were adopted.
+# inference (net-zero years implied between scopes, S1S2S3 as the sum of S1S2 and S3) and allocation of
+# company emissions to sector splits were adopted.
 COMPANY_FLOORS = {
-    "S1": (100, 53, 0.010, 0.22),
-    "S1S2": (106, 52, 0.011, 0.19),
+    "S1": (101, 53, 0.010, 0.25),
+    "S1S2": (107, 52, 0.011, 0.19),
     "S3": (54, 33, 0.005, 0.15),
-    "S1S2S3": (76, 31, 0.018, 0.36),
+    "S1S2S3": (77, 31, 0.019, 0.38),
 }
 
 
