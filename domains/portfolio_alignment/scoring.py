@@ -11,8 +11,9 @@ scope (S1, S1S2, S3, S1S2S3):
 3. intensity paths 2019..2050: reported intensities up to ``Y0``, then the trajectory (median
    year-on-year change of the winsorized history, clipped to [-10 %, +3 %] a year) and, with a
    binding target, the target path (a constant yearly rate between milestones as ITR's, zero at net
-   zero); without targets of its own, S1S2 follows S1's, S1S2S3 is the sum of the S1S2 and S3 target
-   paths, and any scope falls to zero by the net-zero year its neighbours imply, as ITR infers them;
+   zero); without targets of its own, as ITR infers them: S1S2 of a company with S1 targets is the S1
+   target path plus an S2 path along the benchmark's, S1S2S3 the sum of the S1S2 and S3 target paths,
+   and any other scope falls to zero by the net-zero year its neighbours imply;
 4. production grows with the benchmark's production pathway; cumulative emissions and the budget are
    sums of production x intensity over 2019..2050;
 5. ``T = T_bm + TCRE * B * (CE / CB - 1)`` per path (``B`` divided by 0.76 when the benchmark excludes
@@ -74,12 +75,6 @@ QUARANTINE_SCORE_C = 20.0
 
 # Scope scored -> scope used when the benchmark has no pathway for the sector in that scope.
 SCOPE_FALLBACKS: dict[str, str] = {"S1S2": "S1"}
-
-# Scope scored -> scopes whose targets stand in when the scope has none. ITR 1.1.10 gives a company with
-# S1 targets only an S2 target along the benchmark's S2 pathway and sums the two paths for S1S2; the
-# mesh applies the S1 targets' reduction ambition to S1S2. Any other scope without targets falls to zero
-# by the net-zero year its neighbours imply (inferred_netzero), S1S2S3 by the sum of its parts' paths.
-TARGET_SCOPE_FALLBACKS: dict[str, tuple[str, ...]] = {"S1S2": ("S1",)}
 
 # emissions_basis of S1S2 -> that of S1S2S3 built from it (S1S2 + S3)
 S1S2S3_BASIS: dict[str, str] = {
@@ -514,7 +509,7 @@ def _target_milestones(
     An absolute target is divided by the production projected for its year (``production``, by
     year; the last year's beyond it), as ITR divides its emissions path by the projected production:
     a company that grows must cut its intensity further to meet the same tonnage.
-    With ``intensity`` (targets borrowed from another scope), a target is its reduction ambition
+    With ``intensity`` (S1 targets standing in for S1S2's), a target is its reduction ambition
     applied to the scored scope's intensity in the target's base year (else the base year's).
     """
     by_year: dict[int, float] = {}
@@ -648,6 +643,42 @@ class TargetPath:
 def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, Any]:
     """One output row of company_temperature_scores (see the transforms docstring for columns)."""
     return _score(ctx, entity, scope)[0]
+
+
+def _s1_and_benchmark_s2(
+    ctx: Context,
+    entity: dict[str, Any],
+    s1: TargetPath | None,
+    s1_targets: pd.DataFrame,
+    base_year: int,
+    s2_intensity: dict[int, float],
+    history: dict[int, float],
+    unit: str,
+) -> TargetPath | None:
+    """S1S2's target path for an entity with S1 targets only, as ITR 1.1.10's ``project_ei_targets``:
+    the S1 target path plus an S2 path that meets the benchmark's S2 intensity in each S1 target's year
+    and reaches zero when the benchmark's S2 pathway is lowest; no path unless S1 has a net-zero year
+    (ITR's S1S2 net zero is the later of S1's and S2's)."""
+    pathway = pick_pathway(ctx, entity["sector"], entity["region"], entity["is_oecd"], "S2")
+    if s1 is None or s1.netzero is None or s1.unit != unit or pathway is None:
+        return None
+    if str(pathway["unit"].iloc[0]) != unit:
+        return None
+    bm_s2 = dict(zip(pathway["year"].astype(int), pathway["intensity"].astype(float), strict=True))
+    netzero_s2 = min(bm_s2, key=lambda y: (bm_s2[y], y))
+    known = [y for y in s2_intensity if y <= base_year]
+    start = s2_intensity[max(known)] if known else 0.0
+    milestones: list[tuple[int, float]] = []
+    level = start
+    for year in sorted({int(y) for y in s1_targets["target_year"] if int(y) > base_year}):
+        if year in bm_s2 and bm_s2[year] < level:
+            milestones.append((year, bm_s2[year]))
+            level = bm_s2[year]
+    if netzero_s2 > base_year and (not milestones or netzero_s2 > milestones[-1][0]):
+        milestones.append((netzero_s2, 0.0))
+    s2_path = _project(start, base_year, milestones, None)
+    path = {**history, **{t: s1.path[t] + s2_path[t] for t in s2_path if t in s1.path}}
+    return TargetPath(unit, path, max(s1.netzero, netzero_s2), s1.used)
 
 
 def _summed_target(ctx: Context, entity: dict[str, Any]) -> TargetPath | None:
@@ -791,25 +822,22 @@ def _score(ctx: Context, entity: dict[str, Any], scope: str) -> tuple[dict[str, 
         }
     )
     all_targets = ctx.targets.get(entity["company_id"], pd.DataFrame())
-    targets = all_targets
-    if len(all_targets):
-        totals = all_targets[all_targets["s3_category"].isna()]
-        # S1S2 without targets of its own takes those of S1 (TARGET_SCOPE_FALLBACKS), their reduction
-        # ambition applied to the scope's own base figure
-        for target_scope in (bm_scope, *TARGET_SCOPE_FALLBACKS.get(bm_scope, ())):
-            targets = totals[totals["scope"] == target_scope]
-            if len(targets):
-                break
-    borrowed = len(targets) > 0 and str(targets["scope"].iloc[0]) != bm_scope
+    totals = all_targets[all_targets["s3_category"].isna()] if len(all_targets) else all_targets
+    targets = totals[totals["scope"] == bm_scope] if len(totals) else totals
+    targeted = set(totals["scope"]) if len(totals) else set()
+    # S1S2 of a company with S1 targets only: ITR's S1 target path plus an S2 path along the benchmark
+    s1_and_benchmark_s2 = (
+        bm_scope == "S1S2" and not len(targets) and "S1" in targeted and "S2" not in targeted
+    )
     milestones, absolute, netzero, used = ([], set(), None, 0)
     if len(targets):
         milestones, absolute, netzero, used = _target_milestones(
-            targets, bm_den, base_year, i0, production, ctx.fx_to_eur, intensity if borrowed else None
+            targets, bm_den, base_year, i0, production, ctx.fx_to_eur
         )
-    elif len(all_targets) and scope != "S1S2S3":
+    elif len(totals) and scope != "S1S2S3" and not s1_and_benchmark_s2:
         # ITR: a scope without targets still falls to zero by a net-zero year its neighbours imply
         # (an S1S2S3 net zero is one for S1S2 and S1); S1S2S3 sums its parts' paths instead (below)
-        implied = inferred_netzero(all_targets[all_targets["s3_category"].isna()]).get(bm_scope)
+        implied = inferred_netzero(totals).get(bm_scope)
         if implied is not None and implied > base_year:
             milestones, netzero = [(implied, 0.0)], implied
     history = _historic_path(intensity, first, base_year)
@@ -817,6 +845,24 @@ def _score(ctx: Context, entity: dict[str, Any], scope: str) -> tuple[dict[str, 
     if milestones:
         projected = _project(i0, base_year, milestones, None, absolute, production)
         target = TargetPath(bm_unit, {**history, **projected}, netzero, used)
+    elif s1_and_benchmark_s2:
+        s1_targets = totals[totals["scope"] == "S1"]
+        s1_row, s1_target = _score(ctx, entity, "S1")
+        if pd.isna(s1_row.get("base_year")):
+            # no S1 figures to project (ITR starts from the targets' own base quantities): the S1
+            # targets' reduction ambition applied to S1S2's intensity in their base year
+            ms, ab, nz, n = _target_milestones(
+                s1_targets, bm_den, base_year, i0, production, ctx.fx_to_eur, intensity
+            )
+            if ms:
+                projected = _project(i0, base_year, ms, None, ab, production)
+                target = TargetPath(bm_unit, {**history, **projected}, nz, n)
+        else:
+            s2_level = used_level if entity["is_split"] else None
+            s2 = {
+                y: v / prod[y] for y, (v, _) in emissions_series(em_all, s2_level, "S2").items() if y in prod
+            }
+            target = _s1_and_benchmark_s2(ctx, entity, s1_target, s1_targets, base_year, s2, history, bm_unit)
     elif scope == "S1S2S3" and not len(targets):
         summed = _summed_target(ctx, entity)
         if summed is not None and summed.unit == bm_unit:

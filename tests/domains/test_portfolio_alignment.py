@@ -413,7 +413,7 @@ def _one_company_context(targets: pd.DataFrame) -> tuple[scoring.Context, dict]:
             {"sector": "Electricity Utilities", "scope": scope, "region": "Global", "year": y,
              "intensity": level * (1 - (y - 2019) / 40), "unit": "t CO2e/MWh", "temperature_c": 1.5,
              "global_budget_gt_co2": 500.0, "is_afolu_included": True}
-            for scope, level in (("S1", 0.08), ("S1S2", 0.1), ("S3", 0.05), ("S1S2S3", 0.15))
+            for scope, level in (("S1", 0.08), ("S2", 0.02), ("S1S2", 0.1), ("S3", 0.05), ("S1S2S3", 0.15))
             for y in range(2019, 2051)
         ]
     )  # fmt: skip
@@ -512,3 +512,20 @@ def test_company_emissions_are_allocated_to_its_splits_by_benchmark_emissions() 
     assert view[("Electricity Utilities", "S1")][2019] + gas_view[("Gas Utilities", "S1")][
         2019
     ] == pytest.approx(100.0)
+
+
+def test_s1s2_of_a_company_with_s1_targets_adds_an_s2_path_along_the_benchmark() -> None:
+    """ITR synthesizes an S2 target that meets the benchmark's S2 intensity in the S1 target's year and
+    sums it with the S1 target path; without an S1 net-zero year there is no S1S2 target."""
+    ctx, entity = _one_company_context(_targets(("S1", 2030, 0.5, 2040)))
+    s1, s1s2 = scoring.score_entity(ctx, entity, "S1"), scoring.score_entity(ctx, entity, "S1S2")
+    assert s1s2["score_result_type"] == "COMPLETE"
+    # S1S2 net zero: the later of S1's (2040) and the benchmark S2's lowest year (2050 in the context)
+    assert s1s2["netzero_year"] == 2050
+    # 2030: the S1 target path plus the benchmark's S2 intensity that year (0.02 * (1 - 11 / 40))
+    s2_benchmark_2030 = 0.02 * (1 - (2030 - 2019) / 40)
+    assert s1s2["projected_intensity_2030"] == pytest.approx(
+        s1["projected_intensity_2030"] + s2_benchmark_2030
+    )
+    ctx, entity = _one_company_context(_targets(("S1", 2030, 0.5, None)))
+    assert scoring.score_entity(ctx, entity, "S1S2")["score_result_type"] == "TRAJECTORY_ONLY"
