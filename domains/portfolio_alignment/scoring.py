@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -120,6 +120,11 @@ class Context:
     intensities: dict[str, pd.DataFrame] | None = None
     # base company_id -> the sectors of its sector splits (company emissions are allocated among them)
     splits: dict[str, tuple[str, ...]] | None = None
+    # (entity company_id, scope) -> its score and target path, computed once (S1S2S3 and S1S2 build
+    # on other scopes' target paths)
+    scored: dict[tuple[str, str], tuple[dict[str, Any], TargetPath | None]] = field(default_factory=dict)
+    # lookups that every scope of an entity repeats (pathways, a company's own-sector production)
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
 def index_production_pathways(production_pathways: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
@@ -297,6 +302,15 @@ def pick_pathway(
     ctx: Context, sector: str, region: str | None, is_oecd: Any, scope: str
 ) -> pd.DataFrame | None:
     """The benchmark rows (one sector/region/scope, sorted by year) for a company, or None."""
+    key = ("pathway", sector, region, is_oecd, scope)
+    if key not in ctx.memo:
+        ctx.memo[key] = _pick_pathway(ctx, sector, region, is_oecd, scope)
+    return ctx.memo[key]
+
+
+def _pick_pathway(
+    ctx: Context, sector: str, region: str | None, is_oecd: Any, scope: str
+) -> pd.DataFrame | None:
     for bm_sector in (sector, *SECTOR_FALLBACKS.get(sector, ())):
         rows = ctx.pathways.get((bm_sector, scope))
         if rows is None or rows.empty:
@@ -706,6 +720,15 @@ def _summed_target(ctx: Context, entity: dict[str, Any]) -> TargetPath | None:
 
 def _score(ctx: Context, entity: dict[str, Any], scope: str) -> tuple[dict[str, Any], TargetPath | None]:
     """The row of :func:`score_entity` and the entity's target path in the scope (None without one)."""
+    key = (entity["company_id"], scope)
+    if key not in ctx.scored:
+        ctx.scored[key] = _compute_score(ctx, entity, scope)
+    return ctx.scored[key]
+
+
+def _compute_score(
+    ctx: Context, entity: dict[str, Any], scope: str
+) -> tuple[dict[str, Any], TargetPath | None]:
     out: dict[str, Any] = {
         "company_id": entity["company_id"],
         "base_company_id": entity["base_company_id"],
@@ -754,7 +777,10 @@ def _score(ctx: Context, entity: dict[str, Any], scope: str) -> tuple[dict[str, 
     prod_all = ctx.production.get(entity["base_company_id"], pd.DataFrame(columns=["segment"]))
     levels = [entity["segment"]] if entity["is_split"] else [None]
     if not entity["is_split"]:
-        prod_all = own_sector_production(prod_all, entity["sector"])
+        key = ("own-sector production", entity["base_company_id"], entity["sector"])
+        if key not in ctx.memo:
+            ctx.memo[key] = own_sector_production(prod_all, entity["sector"])
+        prod_all = ctx.memo[key]
     emissions: dict[int, float] = {}
     prod: dict[int, float] = {}
     prod_unit = None
