@@ -53,28 +53,41 @@ def averaged(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def averaged_drop(raw: Path, dest: Path) -> Path:
+    """A copy of the drop ``raw`` under ``dest`` whose emissions and production carry :func:`averaged`."""
+    shutil.copytree(raw, dest)
+    for name in ("emissions.csv", "production.csv"):
+        path = dest / "itr-sample" / name
+        averaged(pd.read_csv(path)).to_csv(path, index=False)
+    return dest
+
+
+def comparison_rows(label: str, scores: pd.DataFrame, itr: dict) -> list[str]:
+    """Markdown rows ``| label | scope | compared | within | median | p90 |``, one per scope."""
+    rows = []
+    for scope in compare.SCOPES:
+        r = compare.compare_companies(scores, itr, scope)
+        rows.append(
+            f"| {label} | {scope} | {r.n_compared} | {r.n_within_tolerance} | "
+            f"{r.median_diff_c:.3f} | {r.p90_diff_c:.3f} |"
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, default=compare.REPO / "data" / "raw")
     args = parser.parse_args(argv)
     itr = oracle.itr_results(args.raw / "itr-sample", args.raw / "itr-benchmarks", compare.subprocess_env())
     with tempfile.TemporaryDirectory() as tmp:
-        rewritten = Path(tmp) / "raw"
-        shutil.copytree(args.raw, rewritten)
-        for name in ("emissions.csv", "production.csv"):
-            path = rewritten / "itr-sample" / name
-            averaged(pd.read_csv(path)).to_csv(path, index=False)
-        runs = {"latest report (the mesh)": args.raw, "mean of the reports (ITR)": rewritten}
+        runs = {
+            "latest report (the mesh)": args.raw,
+            "mean of the reports (ITR)": averaged_drop(args.raw, Path(tmp) / "raw"),
+        }
         print("| figures | scope | compared | within 0.01 °C | median diff | p90 diff |")
         print("| :--- | :--- | ---: | ---: | ---: | ---: |")
         for label, raw in runs.items():
-            scores = compare.mesh_products(raw)["scores"]
-            for scope in compare.SCOPES:
-                r = compare.compare_companies(scores, itr, scope)
-                print(
-                    f"| {label} | {scope} | {r.n_compared} | {r.n_within_tolerance} | "
-                    f"{r.median_diff_c:.3f} | {r.p90_diff_c:.3f} |"
-                )
+            print("\n".join(comparison_rows(label, compare.mesh_products(raw)["scores"], itr)))
     return 0
 
 
