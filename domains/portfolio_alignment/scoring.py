@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,10 +121,8 @@ class Context:
     intensities: dict[str, pd.DataFrame] | None = None
     # base company_id -> the sectors of its sector splits (company emissions are allocated among them)
     splits: dict[str, tuple[str, ...]] | None = None
-    # (entity company_id, scope) -> its score and target path, computed once (S1S2S3 and S1S2 build
-    # on other scopes' target paths)
-    scored: dict[tuple[str, str], tuple[dict[str, Any], TargetPath | None]] = field(default_factory=dict)
-    # lookups that every scope of an entity repeats (pathways, a company's own-sector production)
+    # work done once per run (see _memo): each entity's score and target path per scope (S1S2S3 and
+    # S1S2 build on other scopes'), its view of the company's figures, pathways, own-sector production
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
@@ -302,9 +301,17 @@ def pick_pathway(
     ctx: Context, sector: str, region: str | None, is_oecd: Any, scope: str
 ) -> pd.DataFrame | None:
     """The benchmark rows (one sector/region/scope, sorted by year) for a company, or None."""
-    key = ("pathway", sector, region, is_oecd, scope)
+    return _memo(
+        ctx,
+        ("pathway", sector, region, is_oecd, scope),
+        lambda: _pick_pathway(ctx, sector, region, is_oecd, scope),
+    )
+
+
+def _memo(ctx: Context, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per ``key`` and context."""
     if key not in ctx.memo:
-        ctx.memo[key] = _pick_pathway(ctx, sector, region, is_oecd, scope)
+        ctx.memo[key] = compute()
     return ctx.memo[key]
 
 
@@ -391,7 +398,7 @@ def split_view(
 def own_sector_production(production: pd.DataFrame, sector: str) -> pd.DataFrame:
     """A whole company's production rows: those of its own sector's segment, then company-level rows
     for the (unit, product, year)s the segment lacks, as company-level rows (see :func:`own_sector_view`)."""
-    if production.empty or "year" not in production:
+    if production.empty:
         return production
     own = production[production["segment"] == sector]
     company = production[production["segment"].isna()]
@@ -557,16 +564,24 @@ def _target_milestones(
                 absolute.discard(year)
     netzeros = [int(v) for v in targets["netzero_year"].dropna()] if len(targets) else []
     netzero = min(netzeros) if netzeros else None
+    milestones = _binding_milestones(by_year, i0, base_year, netzero)
+    return milestones, absolute & {y for y, _ in milestones}, netzero, used
+
+
+def _binding_milestones(
+    by_year: dict[int, float], start: float, base_year: int, netzero: int | None
+) -> list[tuple[int, float]]:
+    """Milestones from target values by year: only those below the path so far (a target at or above
+    it is already met, not binding), then ``(netzero, 0)`` after the last one."""
     milestones: list[tuple[int, float]] = []
-    level = i0
+    level = start
     for year in sorted(by_year):
-        value = by_year[year]
-        if value < level:  # targets at or above the current path are already met: not binding
-            milestones.append((year, value))
-            level = value
+        if by_year[year] < level:
+            milestones.append((year, by_year[year]))
+            level = by_year[year]
     if netzero is not None and netzero > base_year and (not milestones or netzero > milestones[-1][0]):
         milestones.append((netzero, 0.0))
-    return milestones, absolute & {y for y, _ in milestones}, netzero, used
+    return milestones
 
 
 def _project(
@@ -624,7 +639,7 @@ def inferred_netzero(targets: pd.DataFrame) -> dict[str, int | None]:
     compound scope reaches net zero when its last part does.
     """
     never = 9999
-    nz = dict.fromkeys(("S1", "S2", "S1S2", "S3", "S1S2S3"), never)
+    nz: dict[str, int] = dict.fromkeys(("S1", "S2", "S1S2", "S3", "S1S2S3"), never)
     for scope, netzero, year, ambition in zip(
         targets["scope"], targets["netzero_year"], targets["target_year"], targets["reduction_ambition"],
         strict=True,
@@ -662,7 +677,7 @@ def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, 
 def _s1_and_benchmark_s2(
     ctx: Context,
     entity: dict[str, Any],
-    s1: TargetPath | None,
+    s1: TargetPath,
     s1_targets: pd.DataFrame,
     base_year: int,
     s2_intensity: dict[int, float],
@@ -674,7 +689,7 @@ def _s1_and_benchmark_s2(
     and reaches zero when the benchmark's S2 pathway is lowest; no path unless S1 has a net-zero year
     (ITR's S1S2 net zero is the later of S1's and S2's)."""
     pathway = pick_pathway(ctx, entity["sector"], entity["region"], entity["is_oecd"], "S2")
-    if s1 is None or s1.netzero is None or s1.unit != unit or pathway is None:
+    if s1.netzero is None or s1.unit != unit or pathway is None:
         return None
     if str(pathway["unit"].iloc[0]) != unit:
         return None
@@ -682,15 +697,10 @@ def _s1_and_benchmark_s2(
     netzero_s2 = min(bm_s2, key=lambda y: (bm_s2[y], y))
     known = [y for y in s2_intensity if y <= base_year]
     start = s2_intensity[max(known)] if known else 0.0
-    milestones: list[tuple[int, float]] = []
-    level = start
-    for year in sorted({int(y) for y in s1_targets["target_year"] if int(y) > base_year}):
-        if year in bm_s2 and bm_s2[year] < level:
-            milestones.append((year, bm_s2[year]))
-            level = bm_s2[year]
-    if netzero_s2 > base_year and (not milestones or netzero_s2 > milestones[-1][0]):
-        milestones.append((netzero_s2, 0.0))
-    s2_path = _project(start, base_year, milestones, None)
+    synthesized = {
+        y: bm_s2[y] for y in (int(t) for t in s1_targets["target_year"]) if y > base_year and y in bm_s2
+    }
+    s2_path = _project(start, base_year, _binding_milestones(synthesized, start, base_year, netzero_s2), None)
     path = {**history, **{t: s1.path[t] + s2_path[t] for t in s2_path if t in s1.path}}
     return TargetPath(unit, path, max(s1.netzero, netzero_s2), s1.used)
 
@@ -702,12 +712,8 @@ def _summed_target(ctx: Context, entity: dict[str, Any]) -> TargetPath | None:
     later one) and, without S1S2S3 targets, projects S1S2S3 as the sum of the S1S2 and S3 target
     paths; without a net-zero year in both there is no S1S2S3 target.
     """
-    parts = [_score(ctx, entity, part)[1] for part in ("S1S2", "S3")]
-    if any(p is None or p.netzero is None for p in parts):
-        return None
-    s1s2, s3 = parts[0], parts[1]
-    assert s1s2 is not None and s3 is not None and s1s2.netzero is not None and s3.netzero is not None
-    if s1s2.unit != s3.unit:
+    s1s2, s3 = _score(ctx, entity, "S1S2")[1], _score(ctx, entity, "S3")[1]
+    if s1s2 is None or s3 is None or s1s2.netzero is None or s3.netzero is None or s1s2.unit != s3.unit:
         return None
     years = s1s2.path.keys() & s3.path.keys()
     return TargetPath(
@@ -720,10 +726,7 @@ def _summed_target(ctx: Context, entity: dict[str, Any]) -> TargetPath | None:
 
 def _score(ctx: Context, entity: dict[str, Any], scope: str) -> tuple[dict[str, Any], TargetPath | None]:
     """The row of :func:`score_entity` and the entity's target path in the scope (None without one)."""
-    key = (entity["company_id"], scope)
-    if key not in ctx.scored:
-        ctx.scored[key] = _compute_score(ctx, entity, scope)
-    return ctx.scored[key]
+    return _memo(ctx, ("score", entity["company_id"], scope), lambda: _compute_score(ctx, entity, scope))
 
 
 def _compute_score(
@@ -770,17 +773,16 @@ def _compute_score(
     bm = dict(zip(pathway["year"].astype(int), pathway["intensity"].astype(float), strict=True))
 
     em_all = ctx.emissions.get(entity["base_company_id"], {})
+    # the entity's view of its company's figures, the same for every scope
     if entity["is_split"]:
-        em_all = split_view(ctx, entity, em_all)
+        em_all = _memo(ctx, ("view", entity["company_id"]), lambda: split_view(ctx, entity, em_all))
     else:
-        em_all = own_sector_view(em_all, entity["sector"])
+        em_all = _memo(ctx, ("view", entity["company_id"]), lambda: own_sector_view(em_all, entity["sector"]))
     prod_all = ctx.production.get(entity["base_company_id"], pd.DataFrame(columns=["segment"]))
     levels = [entity["segment"]] if entity["is_split"] else [None]
     if not entity["is_split"]:
         key = ("own-sector production", entity["base_company_id"], entity["sector"])
-        if key not in ctx.memo:
-            ctx.memo[key] = own_sector_production(prod_all, entity["sector"])
-        prod_all = ctx.memo[key]
+        prod_all = _memo(ctx, key, lambda: own_sector_production(prod_all, entity["sector"]))
     emissions: dict[int, float] = {}
     prod: dict[int, float] = {}
     prod_unit = None
@@ -855,10 +857,18 @@ def _compute_score(
     s1_and_benchmark_s2 = (
         bm_scope == "S1S2" and not len(targets) and "S1" in targeted and "S2" not in targeted
     )
+    s1_targets = totals[totals["scope"] == "S1"] if s1_and_benchmark_s2 else totals
+    s1_row, s1_target = _score(ctx, entity, "S1") if s1_and_benchmark_s2 else ({}, None)
     milestones, absolute, netzero, used = ([], set(), None, 0)
     if len(targets):
         milestones, absolute, netzero, used = _target_milestones(
             targets, bm_den, base_year, i0, production, ctx.fx_to_eur
+        )
+    elif s1_and_benchmark_s2 and pd.isna(s1_row.get("base_year")):
+        # no S1 figures to project (ITR starts from the targets' own base quantities): the S1
+        # targets' reduction ambition applied to S1S2's intensity in their base year
+        milestones, absolute, netzero, used = _target_milestones(
+            s1_targets, bm_den, base_year, i0, production, ctx.fx_to_eur, intensity
         )
     elif len(totals) and scope != "S1S2S3" and not s1_and_benchmark_s2:
         # ITR: a scope without targets still falls to zero by a net-zero year its neighbours imply
@@ -871,24 +881,10 @@ def _compute_score(
     if milestones:
         projected = _project(i0, base_year, milestones, None, absolute, production)
         target = TargetPath(bm_unit, {**history, **projected}, netzero, used)
-    elif s1_and_benchmark_s2:
-        s1_targets = totals[totals["scope"] == "S1"]
-        s1_row, s1_target = _score(ctx, entity, "S1")
-        if pd.isna(s1_row.get("base_year")):
-            # no S1 figures to project (ITR starts from the targets' own base quantities): the S1
-            # targets' reduction ambition applied to S1S2's intensity in their base year
-            ms, ab, nz, n = _target_milestones(
-                s1_targets, bm_den, base_year, i0, production, ctx.fx_to_eur, intensity
-            )
-            if ms:
-                projected = _project(i0, base_year, ms, None, ab, production)
-                target = TargetPath(bm_unit, {**history, **projected}, nz, n)
-        else:
-            s2_level = used_level if entity["is_split"] else None
-            s2 = {
-                y: v / prod[y] for y, (v, _) in emissions_series(em_all, s2_level, "S2").items() if y in prod
-            }
-            target = _s1_and_benchmark_s2(ctx, entity, s1_target, s1_targets, base_year, s2, history, bm_unit)
+    elif s1_and_benchmark_s2 and s1_target is not None:
+        s2_level = used_level if entity["is_split"] else None
+        s2 = {y: v / prod[y] for y, (v, _) in emissions_series(em_all, s2_level, "S2").items() if y in prod}
+        target = _s1_and_benchmark_s2(ctx, entity, s1_target, s1_targets, base_year, s2, history, bm_unit)
     elif scope == "S1S2S3" and not len(targets):
         summed = _summed_target(ctx, entity)
         if summed is not None and summed.unit == bm_unit:
