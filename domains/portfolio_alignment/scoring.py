@@ -564,21 +564,36 @@ def _target_milestones(
                 absolute.discard(year)
     netzeros = [int(v) for v in targets["netzero_year"].dropna()] if len(targets) else []
     netzero = min(netzeros) if netzeros else None
-    milestones = _binding_milestones(by_year, i0, base_year, netzero)
+    milestones = _binding_milestones(by_year, i0, base_year, netzero, absolute, production)
     return milestones, absolute & {y for y, _ in milestones}, netzero, used
 
 
 def _binding_milestones(
-    by_year: dict[int, float], start: float, base_year: int, netzero: int | None
+    by_year: dict[int, float],
+    start: float,
+    base_year: int,
+    netzero: int | None,
+    absolute: set[int] | frozenset[int] = frozenset(),
+    production: dict[int, float] | None = None,
 ) -> list[tuple[int, float]]:
     """Milestones from target values by year: only those below the path so far (a target at or above
-    it is already met, not binding), then ``(netzero, 0)`` after the last one."""
+    it is already met, not binding), then ``(netzero, 0)`` after the last one.
+
+    An absolute target (its year in ``absolute``) binds when its tonnes are below the path's tonnes so
+    far, as ITR 1.1.10 compares them: with production falling, a cut in tonnes can allow a higher
+    intensity, and it still binds.
+    """
     milestones: list[tuple[int, float]] = []
-    level = start
+    level_year, level = base_year, start
     for year in sorted(by_year):
-        if by_year[year] < level:
-            milestones.append((year, by_year[year]))
-            level = by_year[year]
+        value = by_year[year]
+        if year in absolute and production and {year, level_year} <= production.keys():
+            binds = value * production[year] < level * production[level_year]
+        else:
+            binds = value < level
+        if binds:
+            milestones.append((year, value))
+            level_year, level = year, value
     if netzero is not None and netzero > base_year and (not milestones or netzero > milestones[-1][0]):
         milestones.append((netzero, 0.0))
     return milestones
@@ -657,6 +672,45 @@ def inferred_netzero(targets: pd.DataFrame) -> dict[str, int | None]:
     nz["S3"] = min(nz["S1S2S3"], nz["S3"])
     nz["S1S2S3"] = max(nz["S1S2"], nz["S3"])
     return {scope: (year if year < never else None) for scope, year in nz.items()}
+
+
+def _absolute_first(targets: pd.DataFrame, base_year: int) -> bool:
+    """Whether the first of a scope's targets after ``base_year`` that ITR 1.1.10 follows is absolute: the
+    one with the earliest target year; on a tie, the intensity target unless the absolute one was set
+    later (``project_ei_targets``)."""
+    live = targets[targets["target_year"] > base_year]
+    if not len(live):
+        return False
+    head = live[live["target_year"] == live["target_year"].min()]
+    kinds = set(head["target_type"])
+    if kinds != {"absolute", "intensity"}:
+        return kinds == {"absolute"}
+
+    def latest_start(kind: str) -> float:
+        starts = head.loc[head["target_type"] == kind, "start_year"].dropna()
+        return float(starts.max()) if len(starts) else -math.inf
+
+    return latest_start("intensity") < latest_start("absolute")
+
+
+def _emissions_start(
+    emissions: dict[int, float], production: dict[int, float], first: int
+) -> tuple[int, float, dict[int, float]] | None:
+    """Start year, start intensity and history of a target path led by an absolute target.
+
+    An absolute target is about tonnes, so ITR 1.1.10 starts its path from the latest reported
+    emissions, divided (as the whole path is) by the production projected for that year, not by the
+    production reported: the cumulative target emissions then begin with what the company emitted.
+    The reported years from :data:`ITR_BASE_YEAR` are divided the same way. None without emissions in
+    the projection's years.
+    """
+    by_projection = {
+        y: v / production[y] for y, v in emissions.items() if y in production and y <= LATEST_BASE_YEAR
+    }
+    if not by_projection:
+        return None
+    last = max(by_projection)
+    return last, by_projection[last], _historic_path(by_projection, first, last)
 
 
 @dataclass(frozen=True)
@@ -860,9 +914,16 @@ def _compute_score(
     s1_targets = totals[totals["scope"] == "S1"] if s1_and_benchmark_s2 else totals
     s1_row, s1_target = _score(ctx, entity, "S1") if s1_and_benchmark_s2 else ({}, None)
     milestones, absolute, netzero, used = ([], set(), None, 0)
+    history = _historic_path(intensity, first, base_year)
+    # where the target path starts: the reported intensity of the base year, or, when the first
+    # target ITR 1.1.10 follows is absolute, the latest reported emissions over projected production
+    start_year, start, target_history = base_year, i0, history
     if len(targets):
+        led = _emissions_start(emissions, production, first) if _absolute_first(targets, base_year) else None
+        if led is not None and led[0] >= base_year:
+            start_year, start, target_history = led
         milestones, absolute, netzero, used = _target_milestones(
-            targets, bm_den, base_year, i0, production, ctx.fx_to_eur
+            targets, bm_den, start_year, start, production, ctx.fx_to_eur
         )
     elif s1_and_benchmark_s2 and pd.isna(s1_row.get("base_year")):
         # no S1 figures to project (ITR starts from the targets' own base quantities): the S1
@@ -876,11 +937,10 @@ def _compute_score(
         implied = inferred_netzero(totals).get(bm_scope)
         if implied is not None and implied > base_year:
             milestones, netzero = [(implied, 0.0)], implied
-    history = _historic_path(intensity, first, base_year)
     target: TargetPath | None = None
     if milestones:
-        projected = _project(i0, base_year, milestones, None, absolute, production)
-        target = TargetPath(bm_unit, {**history, **projected}, netzero, used)
+        projected = _project(start, start_year, milestones, None, absolute, production)
+        target = TargetPath(bm_unit, {**target_history, **projected}, netzero, used)
     elif s1_and_benchmark_s2 and s1_target is not None:
         s2_level = used_level if entity["is_split"] else None
         s2 = {y: v / prod[y] for y, (v, _) in emissions_series(em_all, s2_level, "S2").items() if y in prod}

@@ -399,14 +399,17 @@ def test_net_zero_years_propagate_between_scopes_as_itr_infers_them() -> None:
     assert (got["S3"], got["S1S2S3"]) == (2035, 2040)
 
 
-def _one_company_context(targets: pd.DataFrame) -> tuple[scoring.Context, dict]:
-    """A power company with S1, S2 and S3 (category 3) emissions falling 5 % a year, flat production."""
+def _one_company_context(
+    targets: pd.DataFrame, produced: list[float] | None = None
+) -> tuple[scoring.Context, dict]:
+    """A power company with S1, S2 and S3 (category 3) emissions falling 5 % a year, production of 2017..2022
+    ``produced`` (flat 1000 MWh by default; projected flat from 2019 as the benchmark has no growth)."""
     years = range(2017, 2023)
     rows = [(None, scope, None, y, base * 0.95 ** (y - 2017)) for y in years for scope, base in
             (("S1", 80.0), ("S2", 20.0), ("S1S2", 100.0), ("S3", 50.0))]  # fmt: skip
     production = pd.DataFrame(
         {"segment": pd.array([None] * 6, dtype="string"), "product": pd.array([None] * 6, dtype="string"),
-         "unit": "MWh", "year": list(years), "value": 1000.0}
+         "unit": "MWh", "year": list(years), "value": produced or [1000.0] * 6}
     )  # fmt: skip
     pathways = pd.DataFrame(
         [
@@ -529,3 +532,43 @@ def test_s1s2_of_a_company_with_s1_targets_adds_an_s2_path_along_the_benchmark()
     )
     ctx, entity = _one_company_context(_targets(("S1", 2030, 0.5, None)))
     assert scoring.score_entity(ctx, entity, "S1S2")["score_result_type"] == "TRAJECTORY_ONLY"
+
+
+def test_an_absolute_target_path_starts_from_the_reported_tonnes() -> None:
+    """ITR starts a path led by an absolute target from the latest reported emissions over the projected
+    production, so its cumulative target emissions begin with what the company emitted; a path led by an
+    intensity target starts from the reported intensity."""
+    produced = [1000.0, 1000.0, 1000.0, 900.0, 850.0, 800.0]  # reported; projected: 1000 (2019's) throughout
+    emitted = {y: 100.0 * 0.95 ** (y - 2017) for y in range(2019, 2023)}  # S1S2, t CO2e
+    absolute = _targets(("S1S2", 2030, 0.5, None)).assign(
+        target_type="absolute", unit="t CO2e", target_qty=40.0
+    )
+    ctx, entity = _one_company_context(absolute, produced)
+    path = scoring._score(ctx, entity, "S1S2")[1].path
+    for year, tonnes in emitted.items():
+        assert path[year] * 1000.0 == pytest.approx(tonnes)
+    assert path[2030] == pytest.approx(40.0 / 1000.0)
+    # the same ambition as an intensity target: the reported intensity of 2022 (tonnes / 800 MWh)
+    ctx, entity = _one_company_context(_targets(("S1S2", 2030, 0.5, None)), produced)
+    path = scoring._score(ctx, entity, "S1S2")[1].path
+    assert path[2022] == pytest.approx(emitted[2022] / 800.0)
+    # the first target ITR follows leads: the earliest; on a tie the intensity one unless set later
+    both = pd.concat([_targets(("S1S2", 2030, 0.5, None)), absolute.assign(target_year=2035)])
+    assert not scoring._absolute_first(both, 2022)
+    assert scoring._absolute_first(both.assign(target_year=[2035, 2030]), 2022)
+    tie = pd.concat(
+        [absolute.assign(start_year=2021), _targets(("S1S2", 2030, 0.5, None)).assign(start_year=2020)]
+    )
+    assert scoring._absolute_first(tie, 2022)
+    assert not scoring._absolute_first(tie.assign(start_year=2021), 2022)
+    assert not scoring._absolute_first(absolute, 2030)  # no target after the base year
+
+
+def test_an_absolute_target_binds_in_tonnes_when_production_falls() -> None:
+    """Half the production by 2030 and a 40 % cut in tonnes: intensity may rise by 20 %, and the target
+    still binds (ITR compares tonnes), where an intensity target above the start would not."""
+    production = {2022: 100.0, 2030: 50.0}
+    assert scoring._binding_milestones({2030: 1.2}, 1.0, 2022, None, {2030}, production) == [(2030, 1.2)]
+    assert scoring._binding_milestones({2030: 1.2}, 1.0, 2022, None) == []
+    # met in tonnes already: not binding
+    assert scoring._binding_milestones({2030: 2.2}, 1.0, 2022, None, {2030}, production) == []

@@ -33,12 +33,13 @@ RAW = REPO_ROOT / "data" / "raw"
 # emissions over the projected production), production anchor (2019), ITR's data selection (own-sector
 # figures first, the sector's scope-3 category, S2 as zero only without S2 or S1S2) and its target
 # inference (net-zero years implied between scopes, S1S2S3 as the sum of S1S2 and S3) and allocation of
-# company emissions to sector splits were adopted.
+# company emissions to sector splits were adopted; measured again 2026-12-01 after paths led by an absolute
+# target start from the reported tonnes and such targets bind in tonnes.
 COMPANY_FLOORS = {
-    "S1": (101, 53, 0.010, 0.25),
-    "S1S2": (107, 55, 0.010, 0.19),
-    "S3": (54, 33, 0.005, 0.15),
-    "S1S2S3": (77, 32, 0.017, 0.38),
+    "S1": (101, 55, 0.009, 0.25),
+    "S1S2": (107, 57, 0.010, 0.19),
+    "S3": (54, 38, 0.002, 0.15),
+    "S1S2S3": (77, 35, 0.014, 0.47),
 }
 
 
@@ -124,8 +125,23 @@ def test_itrs_trajectory_start_is_the_largest_remaining_gap(itr: dict) -> None:
 
     with trajectory_start.itr_trajectory_start(trajectory_start.frame_first_year(RAW / "itr-sample")):
         scores = compare.mesh_products(RAW)["scores"]
-    # measured 2026-11-30: 73 / 63 / 40 / 47 within 0.01 C, against 53 / 55 / 33 / 32 with the mesh's start
-    for scope, within_min in {"S1": 73, "S1S2": 63, "S3": 40, "S1S2S3": 47}.items():
+    # measured 2026-12-01: 79 / 77 / 46 / 51 within 0.01 C, against 55 / 57 / 38 / 35 with the mesh's start
+    for scope, within_min in {"S1": 79, "S1S2": 77, "S3": 46, "S1S2S3": 51}.items():
         result = compare.compare_companies(scores, itr, scope)
         assert result.n_within_tolerance >= within_min, result
         assert result.n_within_tolerance > COMPANY_FLOORS[scope][1], result
+
+
+def test_with_both_deliberate_differences_reproduced_most_scores_match(itr: dict, tmp_path) -> None:
+    """Both measured deliberate differences reproduced at once (ITR's trajectory start and its mean across
+    report dates): what remains is the part of the gap no listed difference explains, and it only shrinks."""
+    import report_dates
+    import trajectory_start
+
+    averaged = report_dates.averaged_drop(RAW, tmp_path / "raw")
+    with trajectory_start.itr_trajectory_start(trajectory_start.frame_first_year(RAW / "itr-sample")):
+        scores = compare.mesh_products(averaged)["scores"]
+    # measured 2026-12-01: 87 of 101 / 82 of 107 / 48 of 54 / 55 of 77 within 0.01 C
+    for scope, within_min in {"S1": 87, "S1S2": 82, "S3": 48, "S1S2S3": 55}.items():
+        result = compare.compare_companies(scores, itr, scope)
+        assert result.n_within_tolerance >= within_min, result
