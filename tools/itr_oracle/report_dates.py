@@ -1,11 +1,13 @@
-"""Measure one deliberate difference: ITR averages the figures that several reports give for one year.
+"""Measure one deliberate difference: ITR averages the figures given for one company, metric and year.
 
-ITR 1.1.10's template loader (``_estimated_value``) takes the mean of every report's figure for the same
-company, metric, submetric, boundary and year; the mesh's emissions domain keeps the latest report (a
-restatement supersedes the figure it restates). This script rewrites a drop's ``emissions.csv`` and
-``production.csv`` so that each such group carries its mean (converted into the latest report's unit,
-rows ITR ignores left out), runs the mesh on the original and on the rewritten drop, and prints both
-comparisons with the oracle's results: the effect this difference has on the sample.
+ITR 1.1.10's template loader (``_estimated_value``, grouped by sector, company, metric and submetric) takes
+the mean of every figure for the same company, metric, submetric and year: those of several reports, and
+those of several boundaries (AES's 2021 production is the mean of its gross and net generation). The
+mesh's emissions domain keeps the latest report (a restatement supersedes the figure it restates) and one
+boundary. This script rewrites a drop's ``emissions.csv`` and ``production.csv`` so that each such group
+carries its mean (converted into the latest report's unit, rows ITR ignores left out), runs the mesh on
+the original and on the rewritten drop, and prints both comparisons with the oracle's results: the
+effect this difference has on the sample.
 
     .venv/bin/python tools/itr_oracle/report_dates.py [--raw data/raw]
 
@@ -27,19 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import compare
 import oracle
 
-KEY = ["company_id", "metric", "submetric", "boundary", "year"]
+KEY = ["company_id", "metric", "submetric", "year"]
 
 
 def averaged(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with every (company, metric, submetric, boundary, year) reported by several reports set to
-    the mean of their figures, in the latest report's unit; rows ITR ignores (``base_year == 'x'``) and
-    groups with an unconvertible unit are left as they are."""
+    """``df`` with every (company, metric, submetric, year) given several figures (by several reports or
+    for several boundaries) set to the mean of their figures, in the latest report's unit; rows ITR
+    ignores (``base_year == 'x'``) and groups with an unconvertible unit are left as they are."""
     from mesh_assets.ingest.units import UnknownUnitError, convert
 
     out = df.copy()
     kept = df[df["base_year"].astype(str).str.strip().str.lower() != "x"]
     for _, group in kept.groupby(kept[KEY].fillna("").astype(str).agg("|".join, axis=1)):
-        if group["report_date"].nunique() < 2:
+        if len(group) < 2:
             continue
         unit = str(group.sort_values("report_date")["unit"].iloc[-1])
         try:
@@ -81,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     itr = oracle.itr_results(args.raw / "itr-sample", args.raw / "itr-benchmarks", compare.subprocess_env())
     with tempfile.TemporaryDirectory() as tmp:
         runs = {
-            "latest report (the mesh)": args.raw,
-            "mean of the reports (ITR)": averaged_drop(args.raw, Path(tmp) / "raw"),
+            "latest report, one boundary (the mesh)": args.raw,
+            "mean of the figures (ITR)": averaged_drop(args.raw, Path(tmp) / "raw"),
         }
         print("| figures | scope | compared | within 0.01 °C | median diff | p90 diff |")
         print("| :--- | :--- | ---: | ---: | ---: | ---: |")

@@ -8,8 +8,8 @@ frame's years before 2019 without a report. The trajectory then depends on how l
 company stayed silent, which says nothing about its path; the mesh projects ``I0 (1 + g)^(t - Y0)``.
 
 This script scores the drop as the mesh does and with ITR's start (by wrapping the domain's
-trajectory projection), with and without ITR's mean across report dates (``report_dates.py``), and
-prints each comparison with the oracle's results:
+trajectory projection) and prints both comparisons with the oracle's results (``deliberate.py``
+combines it with the other reproduced differences):
 
     .venv/bin/python tools/itr_oracle/trajectory_start.py [--raw data/raw]
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,16 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     itr = oracle.itr_results(args.raw / "itr-sample", args.raw / "itr-benchmarks", compare.subprocess_env())
     first_year = frame_first_year(args.raw / "itr-sample")
-    with tempfile.TemporaryDirectory() as tmp:
-        averaged = report_dates.averaged_drop(args.raw, Path(tmp) / "raw")
-        print(f"(frame from {first_year})")
-        print("| figures, trajectory start | scope | compared | within 0.01 °C | median diff | p90 diff |")
-        print("| :--- | :--- | ---: | ---: | ---: | ---: |")
-        for figures, raw in (("latest report", args.raw), ("mean of the reports", averaged)):
-            for start in ("mesh", "ITR"):
-                with itr_trajectory_start(first_year) if start == "ITR" else contextlib.nullcontext():
-                    scores = compare.mesh_products(raw)["scores"]
-                print("\n".join(report_dates.comparison_rows(f"{figures}, {start} start", scores, itr)))
+    print(f"(frame from {first_year})")
+    print("| trajectory start | scope | compared | within 0.01 °C | median diff | p90 diff |")
+    print("| :--- | :--- | ---: | ---: | ---: | ---: |")
+    for start in ("mesh", "ITR"):
+        with itr_trajectory_start(first_year) if start == "ITR" else contextlib.nullcontext():
+            scores = compare.mesh_products(args.raw)["scores"]
+        print("\n".join(report_dates.comparison_rows(start, scores, itr)))
     return 0
 
 
