@@ -77,6 +77,9 @@ QUARANTINE_SCORE_C = 20.0
 # Scope scored -> scope used when the benchmark has no pathway for the sector in that scope.
 SCOPE_FALLBACKS: dict[str, str] = {"S1S2": "S1"}
 
+# a compound scope without targets of its own follows the sum of its parts' target paths (ITR)
+SUMMED_PARTS: dict[str, tuple[str, str]] = {"S1S2": ("S1", "S2"), "S1S2S3": ("S1S2", "S3")}
+
 # emissions_basis of S1S2 -> that of S1S2S3 built from it (S1S2 + S3)
 S1S2S3_BASIS: dict[str, str] = {
     "reported": "S1S2+S3",
@@ -759,22 +762,24 @@ def _s1_and_benchmark_s2(
     return TargetPath(unit, path, max(s1.netzero, netzero_s2), s1.used)
 
 
-def _summed_target(ctx: Context, entity: dict[str, Any]) -> TargetPath | None:
-    """S1S2S3's target path from the S1S2 and S3 ones, for an entity without S1S2S3 targets.
+def _summed_target(ctx: Context, entity: dict[str, Any], scope: str) -> TargetPath | None:
+    """The target path of a compound scope without targets of its own: the sum of its parts' paths.
 
-    ITR 1.1.10 (``project_ei_targets``) infers a net-zero year for S1S2S3 from those of S1S2 and S3 (the
-    later one) and, without S1S2S3 targets, projects S1S2S3 as the sum of the S1S2 and S3 target
-    paths; without a net-zero year in both there is no S1S2S3 target.
+    ITR 1.1.10 (``project_ei_targets``) gives such a scope (S1S2, S1S2S3) the net-zero year its parts
+    imply (the later of theirs) and, after its own last reported year, projects it as the sum of its
+    parts' target paths (S1 + S2, S1S2 + S3): the S1 and S2 targets of a company without S1S2 targets
+    shape its S1S2 path. Without a path and a net-zero year for both parts there is none.
     """
-    s1s2, s3 = _score(ctx, entity, "S1S2")[1], _score(ctx, entity, "S3")[1]
-    if s1s2 is None or s3 is None or s1s2.netzero is None or s3.netzero is None or s1s2.unit != s3.unit:
+    first, second = (_score(ctx, entity, part)[1] for part in SUMMED_PARTS[scope])
+    if first is None or second is None or first.netzero is None or second.netzero is None:
         return None
-    years = s1s2.path.keys() & s3.path.keys()
+    if first.unit != second.unit:
+        return None
     return TargetPath(
-        s1s2.unit,
-        {t: s1s2.path[t] + s3.path[t] for t in years},
-        max(s1s2.netzero, s3.netzero),
-        s1s2.used + s3.used,
+        first.unit,
+        {t: first.path[t] + second.path[t] for t in first.path.keys() & second.path.keys()},
+        max(first.netzero, second.netzero),
+        first.used + second.used,
     )
 
 
@@ -914,6 +919,10 @@ def _compute_score(
     s1_targets = totals[totals["scope"] == "S1"] if s1_and_benchmark_s2 else totals
     s1_row, s1_target = _score(ctx, entity, "S1") if s1_and_benchmark_s2 else ({}, None)
     milestones, absolute, netzero, used = ([], set(), None, 0)
+    summed = None
+    if bm_scope in SUMMED_PARTS and not len(targets) and not s1_and_benchmark_s2:
+        summed = _summed_target(ctx, entity, bm_scope)
+        summed = summed if summed is not None and summed.unit == bm_unit else None
     history = _historic_path(intensity, first, base_year)
     # where the target path starts: the reported intensity of the base year, or, when the first
     # target ITR 1.1.10 follows is absolute, the latest reported emissions over projected production
@@ -931,9 +940,9 @@ def _compute_score(
         milestones, absolute, netzero, used = _target_milestones(
             s1_targets, bm_den, base_year, i0, production, ctx.fx_to_eur, intensity
         )
-    elif len(totals) and scope != "S1S2S3" and not s1_and_benchmark_s2:
+    elif summed is None and len(totals) and bm_scope != "S1S2S3" and not s1_and_benchmark_s2:
         # ITR: a scope without targets still falls to zero by a net-zero year its neighbours imply
-        # (an S1S2S3 net zero is one for S1S2 and S1); S1S2S3 sums its parts' paths instead (below)
+        # (an S1S2S3 net zero is one for S1S2 and S1); a compound scope sums its parts' paths instead
         implied = inferred_netzero(totals).get(bm_scope)
         if implied is not None and implied > base_year:
             milestones, netzero = [(implied, 0.0)], implied
@@ -945,11 +954,9 @@ def _compute_score(
         s2_level = used_level if entity["is_split"] else None
         s2 = {y: v / prod[y] for y, (v, _) in emissions_series(em_all, s2_level, "S2").items() if y in prod}
         target = _s1_and_benchmark_s2(ctx, entity, s1_target, s1_targets, base_year, s2, history, bm_unit)
-    elif scope == "S1S2S3" and not len(targets):
-        summed = _summed_target(ctx, entity)
-        if summed is not None and summed.unit == bm_unit:
-            after = {t: v for t, v in summed.path.items() if t > base_year}
-            target = TargetPath(bm_unit, {**history, **after}, summed.netzero, summed.used)
+    elif summed is not None:
+        after = {t: v for t, v in summed.path.items() if t > base_year}
+        target = TargetPath(bm_unit, {**history, **after}, summed.netzero, summed.used)
     if not horizon or budget <= 0:
         # the target path still serves S1S2S3's (a scope-3 pathway of power has no budget)
         return default("benchmark budget is zero over the projection horizon")[0], target

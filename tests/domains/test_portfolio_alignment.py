@@ -572,3 +572,16 @@ def test_an_absolute_target_binds_in_tonnes_when_production_falls() -> None:
     assert scoring._binding_milestones({2030: 1.2}, 1.0, 2022, None) == []
     # met in tonnes already: not binding
     assert scoring._binding_milestones({2030: 2.2}, 1.0, 2022, None, {2030}, production) == []
+
+
+def test_s1s2_without_targets_sums_the_s1_and_s2_target_paths() -> None:
+    """ITR: a company with S1 and S2 targets but none for S1S2 follows both on S1S2, not just the net zero
+    they imply."""
+    ctx, entity = _one_company_context(_targets(("S1", 2030, 0.5, 2040), ("S2", 2035, 0.3, 2050)))
+    s1, s2, s1s2 = (scoring._score(ctx, entity, scope)[1] for scope in ("S1", "S2", "S1S2"))
+    assert (s1s2.netzero, s1s2.used) == (2050, 2)
+    for year in range(2023, 2051):
+        assert s1s2.path[year] == pytest.approx(s1.path[year] + s2.path[year])
+    # up to the base year S1S2 keeps its own reported intensity
+    assert s1s2.path[2022] == pytest.approx(100.0 * 0.95**5 / 1000.0)
+    assert scoring.score_entity(ctx, entity, "S1S2")["score_result_type"] == "COMPLETE"
