@@ -535,13 +535,28 @@ def _target_milestones(
     a company that grows must cut its intensity further to meet the same tonnage.
     With ``intensity`` (S1 targets standing in for S1S2's), a target is its reduction ambition
     applied to the scored scope's intensity in the target's base year (else the base year's).
+    Of several targets for one year the most recently set one counts (latest start year; on a tie the
+    intensity target, then the lowest value), as ITR orders them: a newer target supersedes an older one.
     """
     by_year: dict[int, float] = {}
     absolute: set[int] = set()
     used = 0
-    for rec in targets.to_dict("records"):
+    records = [rec for rec in targets.to_dict("records") if int(rec["target_year"]) > base_year]
+
+    def recency(rec: dict[str, Any]) -> tuple[float, bool]:
+        start = rec.get("start_year")
+        return (
+            -math.inf if start is None or pd.isna(start) else float(start),
+            rec["target_type"] == "intensity",
+        )
+
+    latest: dict[int, tuple[float, bool]] = {}
+    for rec in records:
         year = int(rec["target_year"])
-        if year <= base_year:
+        latest[year] = max(latest.get(year, recency(rec)), recency(rec))
+    for rec in records:
+        year = int(rec["target_year"])
+        if recency(rec) != latest[year]:
             continue
         if intensity is not None:
             ambition = rec.get("reduction_ambition")

@@ -585,3 +585,25 @@ def test_s1s2_without_targets_sums_the_s1_and_s2_target_paths() -> None:
     # up to the base year S1S2 keeps its own reported intensity
     assert s1s2.path[2022] == pytest.approx(100.0 * 0.95**5 / 1000.0)
     assert scoring.score_entity(ctx, entity, "S1S2")["score_result_type"] == "COMPLETE"
+
+
+def test_a_newer_target_for_the_same_year_supersedes_an_older_one() -> None:
+    """ITR keeps, of several targets for one year, the one set last (latest start year), even when an
+    older one was more ambitious; on the same start year the intensity target."""
+    production = dict.fromkeys(range(2019, 2051), 100.0)
+    targets = pd.DataFrame(
+        {
+            "target_year": [2030, 2030, 2030],
+            "start_year": [2018, 2021, 2021],
+            "target_type": ["intensity", "intensity", "absolute"],
+            "target_qty": [0.3, 0.5, 20.0],  # the absolute one: 0.2 t/u over 100 u
+            "unit": ["t CO2e/u", "t CO2e/u", "t CO2e"],
+            "netzero_year": [None, None, None],
+        }
+    )
+    milestones, absolute, _, used = scoring._target_milestones(targets, "u", 2022, 1.0, production, {})
+    assert (milestones, absolute, used) == ([(2030, 0.5)], set(), 1)
+    # set later than the intensity target, the absolute one supersedes it
+    later = targets.assign(start_year=[2018, 2021, 2022])
+    milestones, absolute, _, used = scoring._target_milestones(later, "u", 2022, 1.0, production, {})
+    assert (milestones, absolute, used) == ([(2030, 0.2)], {2030}, 1)
