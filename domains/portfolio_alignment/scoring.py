@@ -782,18 +782,24 @@ def _summed_target(ctx: Context, entity: dict[str, Any], scope: str) -> TargetPa
 
     ITR 1.1.10 (``project_ei_targets``) gives such a scope (S1S2, S1S2S3) the net-zero year its parts
     imply (the later of theirs) and, after its own last reported year, projects it as the sum of its
-    parts' target paths (S1 + S2, S1S2 + S3): the S1 and S2 targets of a company without S1S2 targets
-    shape its S1S2 path. Without a path and a net-zero year for both parts there is none.
+    parts' target paths (S1 + S2, S1S2 + S3) up to that year and zero after it: the S1 and S2 targets of a
+    company without S1S2 targets shape its S1S2 path, and a part whose own path stops short of zero (a
+    scope-3 cut by the net-zero year) does not keep the compound scope above zero. Without a path and a
+    net-zero year for both parts there is none.
     """
     first, second = (_score(ctx, entity, part)[1] for part in SUMMED_PARTS[scope])
     if first is None or second is None or first.netzero is None or second.netzero is None:
         return None
     if first.unit != second.unit:
         return None
+    netzero = max(first.netzero, second.netzero)
     return TargetPath(
         first.unit,
-        {t: first.path[t] + second.path[t] for t in first.path.keys() & second.path.keys()},
-        max(first.netzero, second.netzero),
+        {
+            t: first.path[t] + second.path[t] if t <= netzero else 0.0
+            for t in first.path.keys() & second.path.keys()
+        },
+        netzero,
         first.used + second.used,
     )
 

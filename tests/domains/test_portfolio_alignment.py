@@ -607,3 +607,15 @@ def test_a_newer_target_for_the_same_year_supersedes_an_older_one() -> None:
     later = targets.assign(start_year=[2018, 2021, 2022])
     milestones, absolute, _, used = scoring._target_milestones(later, "u", 2022, 1.0, production, {})
     assert (milestones, absolute, used) == ([(2030, 0.2)], {2030}, 1)
+
+
+def test_a_summed_target_path_is_zero_after_its_net_zero_year() -> None:
+    """S3's own path stays at its 2045 target (a 30 % cut, declared as its net zero); ITR's S1S2S3, net zero
+    in 2045 as its parts imply, falls to zero after it instead of carrying S3's remainder."""
+    targets = _targets(("S1S2", 2030, 0.5, 2040), ("S3", 2045, 0.3, 2045))
+    targets.loc[targets["scope"] == "S3", "target_qty"] = 0.05 * 0.95**2 * 0.7  # 30 % below S3's 2019
+    ctx, entity = _one_company_context(targets)
+    s1s2, s3, total = (scoring._score(ctx, entity, scope)[1] for scope in ("S1S2", "S3", "S1S2S3"))
+    assert total.netzero == 2045 and s3.path[2050] > 0.0
+    assert total.path[2045] == pytest.approx(s1s2.path[2045] + s3.path[2045])
+    assert all(total.path[year] == 0.0 for year in range(2046, 2051))

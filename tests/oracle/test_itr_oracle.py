@@ -36,12 +36,13 @@ RAW = REPO_ROOT / "data" / "raw"
 # inference (net-zero years implied between scopes, S1S2S3 as the sum of S1S2 and S3) and allocation of
 # company emissions to sector splits were adopted; measured again 2026-12-01 after paths led by an absolute
 # target start from the reported tonnes and such targets bind in tonnes, and S1S2 without targets of its own
-# follows the sum of its S1 and S2 target paths, and of targets for one year the newest counts.
+# follows the sum of its S1 and S2 target paths, and of targets for one year the newest counts,
+# and a summed target path is zero after its net-zero year.
 COMPANY_FLOORS = {
     "S1": (101, 55, 0.009, 0.25),
     "S1S2": (107, 59, 0.009, 0.19),
     "S3": (54, 38, 0.002, 0.15),
-    "S1S2S3": (77, 35, 0.014, 0.47),
+    "S1S2S3": (77, 34, 0.014, 0.47),
 }
 
 
@@ -120,12 +121,12 @@ def test_the_method_doc_shows_this_run(products: dict, itr: dict) -> None:
 
 
 # measured 2026-12-01 by tools/itr_oracle/deliberate.py: companies within 0.01 C (S1, S1S2, S3, S1S2S3) with
-# the listed deliberate differences reproduced, one at a time and all together (the mesh: 55, 59, 38, 35)
+# the listed deliberate differences reproduced, one at a time and all together (the mesh: 55, 59, 38, 34)
 REPRODUCED_FLOORS: dict[tuple[str, ...], tuple[int, int, int, int]] = {
     ("trajectory start",): (79, 80, 46, 51),
-    ("means of several figures",): (62, 68, 41, 39),
-    ("S1-only targets",): (55, 61, 38, 36),
-    deliberate.DIFFERENCES: (93, 91, 49, 59),
+    ("means of several figures",): (62, 68, 41, 40),
+    ("S1-only targets",): (55, 61, 38, 35),
+    deliberate.DIFFERENCES: (93, 91, 49, 61),
 }
 
 
