@@ -83,6 +83,7 @@ SUMMED_PARTS: dict[str, tuple[str, str]] = {"S1S2": ("S1", "S2"), "S1S2S3": ("S1
 # emissions_basis of S1S2 -> that of S1S2S3 built from it (S1S2 + S3)
 S1S2S3_BASIS: dict[str, str] = {
     "reported": "S1S2+S3",
+    "reported intensity x production": "S1S2 from intensity+S3",
     "S1+S2": "S1+S2+S3",
     "S1+allocated S2": "S1+allocated S2+S3",
     "S1 only (no S2 reported)": "S1+S3 (no S2 reported)",
@@ -205,6 +206,35 @@ def _production_from_intensity(
         if out:
             return out
     return {}
+
+
+def _emissions_from_intensity(
+    ctx: Context,
+    company_id: str,
+    level: str | None,
+    scope: str,
+    bm_denominator: str,
+    production: dict[int, float],
+) -> dict[int, float]:
+    """Emissions of ``scope`` as its reported intensity times ``production`` (in the benchmark unit), by year.
+
+    ITR's template loader turns every reported intensity into emissions with the company's production,
+    which then rank as the scope's reported figure. Intensities are those reported at ``level``.
+    """
+    table = (ctx.intensities or {}).get(company_id)
+    if table is None or table.empty or not production:
+        return {}
+    rows = table[table["s3_category"].isna() & (table["scope"] == scope)]
+    rows = rows[rows["segment"].isna()] if level is None else rows[rows["segment"] == level]
+    out: dict[int, float] = {}
+    for unit, g in rows.groupby("unit"):
+        factor = production_factor(denominator(str(unit)), bm_denominator, ctx.fx_to_eur)
+        if factor is None or factor <= 0:
+            continue
+        for year, value in zip(g["year"].astype(int), g["intensity"].astype(float), strict=True):
+            if value >= 0 and year in production and year not in out:
+                out[year] = value / factor * production[year]
+    return out
 
 
 def itr_score(temperature: float, budget_gt: float, ratio: float) -> float:
@@ -418,10 +448,13 @@ def emissions_series(
     level: str | None,
     scope: str,
     sector: str | None = None,
+    from_intensity: dict[str, dict[int, float]] | None = None,
 ) -> dict[int, tuple[float, str]]:
     """Yearly emissions of ``scope`` at a segment level (None = whole company) with how they were built.
 
-    Order per year: the reported figure; the sum of the reported parts (S1 + S2; S1S2 + S3); for a segment,
+    Order per year: the reported figure; the scope's reported intensity times production
+    (``from_intensity``, by scope: the company's own figure for the scope, which ITR's loader ranks as
+    reported, before any sum of its parts); the sum of the reported parts (S1 + S2; S1S2 + S3); for a segment,
     segment S1 + company S2 allocated pro rata to the segment's share of S1; S1 alone when no S2 is
     reported at any level for that year (S1S2 only). Scope 3 of a ``sector`` in
     :data:`S3_SECTOR_CATEGORY` is the category its benchmark pathway covers where reported, else the
@@ -434,10 +467,13 @@ def emissions_series(
     if category is not None and s3_category_key(category) in own:
         own["S3"] = {**own.get("S3", {}), **own[s3_category_key(category)]}
     out: dict[int, tuple[float, str]] = {y: (v, "reported") for y, v in own.get(scope, {}).items()}
+    for y, v in (from_intensity or {}).get(scope, {}).items():
+        out.setdefault(y, (v, "reported intensity x production"))
     if scope == "S1S2S3":
-        # S1S2 as this function builds it (reported, S1 + S2, a segment's allocated S2, S2 as zero)
+        # S1S2 as this function builds it (reported, from its intensity, S1 + S2, a segment's allocated
+        # S2, S2 as zero)
         s3 = own.get("S3", {})
-        for y, (value, how) in emissions_series(em_all, level, "S1S2", sector).items():
+        for y, (value, how) in emissions_series(em_all, level, "S1S2", sector, from_intensity).items():
             if y in s3:
                 out.setdefault(y, (value + s3[y], S1S2S3_BASIS[how]))
     if scope != "S1S2":
@@ -875,9 +911,13 @@ def _compute_score(
         where = "segment" if level is not None else "company"
         # a whole company's emissions are one view of its own-sector and company-level figures
         em_level = level if entity["is_split"] else None
-        e_basis = emissions_series(em_all, em_level, bm_scope, entity["sector"])
-        e_series = {y: v for y, (v, _) in e_basis.items()}
         p_series, p_unit = _production_series(pr, bm_den, ctx.fx_to_eur) if not pr.empty else ({}, None)
+        from_intensity = {
+            sc: _emissions_from_intensity(ctx, entity["base_company_id"], level, sc, bm_den, p_series)
+            for sc in dict.fromkeys((bm_scope, "S1S2"))
+        }
+        e_basis = emissions_series(em_all, em_level, bm_scope, entity["sector"], from_intensity)
+        e_series = {y: v for y, (v, _) in e_basis.items()}
         if e_series and not set(e_series) & set(p_series):
             # ITR: production derived as emissions / reported intensity when none is reported
             derived = _production_from_intensity(

@@ -253,7 +253,7 @@ def company_temperature_scores(
     ``sector``, ``region``, ``scope``, ``benchmark_id``, ``benchmark_sector``/``benchmark_region``/``benchmark_scope`` (the
     pathway used; S1 when the benchmark has no S1S2 pathway for the sector, e.g. TPI power), ``benchmark_temperature_c``, ``global_budget_gt_co2``, ``intensity_unit`` (benchmark
     unit, company intensities are expressed in it), ``data_segment`` (segment whose figures were used;
-    <NA> = whole company), ``base_year``, ``base_year_emissions_t_co2e``, ``emissions_basis`` (reported | S1+S2 | S1+allocated S2 |
+    <NA> = whole company), ``base_year``, ``base_year_emissions_t_co2e``, ``emissions_basis`` (reported | reported intensity x production | S1+S2 | S1+allocated S2 |
     S1 only (no S2 reported), and for S1S2S3 built from those + S3), ``base_year_production`` (in the
     benchmark denominator unit), ``production_unit_reported`` (canonical unit of the production used),
     ``base_year_intensity``, ``benchmark_intensity_base_year``, ``projected_intensity_2030``/``_2050``,

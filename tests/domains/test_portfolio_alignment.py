@@ -619,3 +619,43 @@ def test_a_summed_target_path_is_zero_after_its_net_zero_year() -> None:
     assert total.netzero == 2045 and s3.path[2050] > 0.0
     assert total.path[2045] == pytest.approx(s1s2.path[2045] + s3.path[2045])
     assert all(total.path[year] == 0.0 for year in range(2046, 2051))
+
+
+def test_a_reported_intensity_times_production_comes_before_a_sum_of_parts() -> None:
+    """ITR turns a reported S1S2 intensity into S1S2 emissions with the production and ranks them as the
+    scope's own figure: after reported S1S2 emissions, before S1 + S2, and on into S1S2S3."""
+    em = scoring.index_emissions(
+        _reported(
+            [(None, "S1", None, y, 80.0) for y in (2020, 2021, 2022)]
+            + [(None, "S2", None, y, 10.0) for y in (2020, 2021, 2022)]
+            + [(None, "S1S2", None, 2022, 95.0)]
+            + [(None, "S3", None, y, 50.0) for y in (2020, 2021, 2022)]
+        )
+    )["C"]
+    intensity = pd.DataFrame(
+        {"company_id": "C", "segment": pd.array([None, None], dtype="string"),
+         "s3_category": pd.array([None, None], dtype="string"), "scope": "S1S2", "year": [2021, 2022],
+         "intensity": [0.085, 0.09], "unit": "t CO2e/MWh"}
+    )  # fmt: skip
+    ctx = scoring.Context(
+        emissions={}, production={}, targets={}, pathways={}, fx_to_eur={}, benchmark_id="T",
+        intensities={"C": intensity},
+    )  # fmt: skip
+    production = {2020: 1000.0, 2021: 1000.0, 2022: 1000.0}
+    derived = {
+        sc: scoring._emissions_from_intensity(ctx, "C", None, sc, "MWh", production) for sc in ("S1S2",)
+    }
+    assert derived == {"S1S2": {2021: pytest.approx(85.0), 2022: pytest.approx(90.0)}}
+    assert scoring.emissions_series(em, None, "S1S2", None, derived) == {
+        2020: (90.0, "S1+S2"),
+        2021: (pytest.approx(85.0), "reported intensity x production"),
+        2022: (95.0, "reported"),
+    }
+    assert scoring.emissions_series(em, None, "S1S2S3", None, derived)[2021] == (
+        pytest.approx(135.0),
+        "S1S2 from intensity+S3",
+    )
+    # in GWh the same intensity is a thousandth per benchmark unit
+    assert scoring._emissions_from_intensity(ctx, "C", None, "S1S2", "GWh", production)[
+        2021
+    ] == pytest.approx(85_000.0)

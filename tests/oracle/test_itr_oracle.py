@@ -37,10 +37,11 @@ RAW = REPO_ROOT / "data" / "raw"
 # company emissions to sector splits were adopted; measured again 2026-12-01 after paths led by an absolute
 # target start from the reported tonnes and such targets bind in tonnes, and S1S2 without targets of its own
 # follows the sum of its S1 and S2 target paths, and of targets for one year the newest counts,
-# and a summed target path is zero after its net-zero year.
+# and a summed target path is zero after its net-zero year, and a reported intensity x production counts as
+# the scope's emissions.
 COMPANY_FLOORS = {
     "S1": (101, 55, 0.009, 0.25),
-    "S1S2": (107, 59, 0.009, 0.19),
+    "S1S2": (107, 59, 0.009, 0.16),
     "S3": (54, 38, 0.002, 0.15),
     "S1S2S3": (77, 34, 0.014, 0.47),
 }
@@ -126,7 +127,7 @@ REPRODUCED_FLOORS: dict[tuple[str, ...], tuple[int, int, int, int]] = {
     ("trajectory start",): (79, 80, 46, 51),
     ("means of several figures",): (62, 68, 41, 40),
     ("S1-only targets",): (55, 61, 38, 35),
-    deliberate.DIFFERENCES: (93, 91, 49, 61),
+    deliberate.DIFFERENCES: (93, 92, 49, 62),
 }
 
 

@@ -58,7 +58,7 @@ def averaged(df: pd.DataFrame) -> pd.DataFrame:
 def averaged_drop(raw: Path, dest: Path) -> Path:
     """A copy of the drop ``raw`` under ``dest`` whose emissions and production carry :func:`averaged`."""
     shutil.copytree(raw, dest)
-    for name in ("emissions.csv", "production.csv"):
+    for name in ("emissions.csv", "production.csv", "emission_intensities.csv"):
         path = dest / "itr-sample" / name
         averaged(pd.read_csv(path)).to_csv(path, index=False)
     return dest
