@@ -185,27 +185,36 @@ def _production_from_intensity(
     ITR's template loader does the same for companies that report an intensity but no production.
     Intensities are those reported at ``level``, emissions those of ``em_all`` at ``em_level``.
     """
-    table = (ctx.intensities or {}).get(company_id)
-    if table is None or table.empty:
-        return {}
-    rows = table[table["s3_category"].isna()]
-    rows = rows[rows["segment"].isna()] if level is None else rows[rows["segment"] == level]
     for source_scope in dict.fromkeys((scope, "S1S2", "S1")):
-        own = rows[rows["scope"] == source_scope]
-        if own.empty:
+        intensity = _reported_intensity(ctx, company_id, level, source_scope, bm_denominator)
+        if not intensity:
             continue
         emissions = {y: v for y, (v, _) in emissions_series(em_all, em_level, source_scope).items()}
-        out: dict[int, float] = {}
-        for unit, g in own.groupby("unit"):
-            factor = production_factor(denominator(str(unit)), bm_denominator, ctx.fx_to_eur)
-            if factor is None or factor <= 0:
-                continue
-            for year, value in zip(g["year"].astype(int), g["intensity"].astype(float), strict=True):
-                if value > 0 and year in emissions and year not in out:
-                    out[year] = emissions[year] / value * factor
+        out = {y: emissions[y] / i for y, i in intensity.items() if i > 0 and y in emissions}
         if out:
             return out
     return {}
+
+
+def _reported_intensity(
+    ctx: Context, company_id: str, level: str | None, scope: str, bm_denominator: str
+) -> dict[int, float]:
+    """The scope's intensity reported at ``level`` (None = whole company), in t CO2e per benchmark unit, by
+    year (the first convertible unit where a year is reported in several)."""
+    table = (ctx.intensities or {}).get(company_id)
+    if table is None or table.empty:
+        return {}
+    rows = table[table["s3_category"].isna() & (table["scope"] == scope)]
+    rows = rows[rows["segment"].isna()] if level is None else rows[rows["segment"] == level]
+    out: dict[int, float] = {}
+    for unit, g in rows.groupby("unit"):
+        factor = production_factor(denominator(str(unit)), bm_denominator, ctx.fx_to_eur)
+        if factor is None or factor <= 0:
+            continue
+        for year, value in zip(g["year"].astype(int), g["intensity"].astype(float), strict=True):
+            if value >= 0:
+                out.setdefault(year, value / factor)
+    return out
 
 
 def _emissions_from_intensity(
@@ -221,20 +230,8 @@ def _emissions_from_intensity(
     ITR's template loader turns every reported intensity into emissions with the company's production,
     which then rank as the scope's reported figure. Intensities are those reported at ``level``.
     """
-    table = (ctx.intensities or {}).get(company_id)
-    if table is None or table.empty or not production:
-        return {}
-    rows = table[table["s3_category"].isna() & (table["scope"] == scope)]
-    rows = rows[rows["segment"].isna()] if level is None else rows[rows["segment"] == level]
-    out: dict[int, float] = {}
-    for unit, g in rows.groupby("unit"):
-        factor = production_factor(denominator(str(unit)), bm_denominator, ctx.fx_to_eur)
-        if factor is None or factor <= 0:
-            continue
-        for year, value in zip(g["year"].astype(int), g["intensity"].astype(float), strict=True):
-            if value >= 0 and year in production and year not in out:
-                out[year] = value / factor * production[year]
-    return out
+    intensity = _reported_intensity(ctx, company_id, level, scope, bm_denominator) if production else {}
+    return {y: i * production[y] for y, i in intensity.items() if y in production}
 
 
 def itr_score(temperature: float, budget_gt: float, ratio: float) -> float:
