@@ -129,7 +129,7 @@ def report_markdown(products: dict[str, pd.DataFrame], itr: dict[str, Any]) -> s
     lines.append(
         f"Entities per scope: {len(s1s2)} (company_master rows and sector splits). S1S2: "
         + ", ".join(f"{int(counts[k])} {k}" for k in sorted(counts.index))
-        + f"; {int(s1s2['score_capped'].fillna(False).sum())} scores capped at 4.4 °C."
+        + f"; {_count(int(s1s2['score_capped'].fillna(False).sum()), 'score')} capped at 4.4 °C."
     )
     dropped = sum(not h["scored_by_itr"] for h in itr["holdings"])
     wats = figures[(figures["scope"] == "S1S2") & (figures["method"] == "WATS")].iloc[0]
@@ -167,6 +167,11 @@ def report_markdown(products: dict[str, pd.DataFrame], itr: dict[str, Any]) -> s
         cells = [f"{part.at[m, 'mesh_c']:.2f} / {part.at[m, 'itr_c']:.2f}" for m in METHODS]
         lines.append(f"| {scope} (mesh / ITR) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 score``, ``2 scores``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def wats_over(products: dict[str, pd.DataFrame], scope: str, company_ids: set[str]) -> float:
