@@ -79,8 +79,8 @@ def scores_with(raw: Path, differences: tuple[str, ...], workdir: Path) -> pd.Da
         raise ValueError(f"unknown differences {sorted(unknown)}; known: {', '.join(DIFFERENCES)}")
     contexts: list[Callable[[], contextlib.AbstractContextManager[None]]] = []
     if "trajectory start" in differences:
-        first_year = trajectory_start.frame_first_year(raw / "itr-sample")
-        contexts.append(lambda: trajectory_start.itr_trajectory_start(first_year))
+        frame = trajectory_start.frame_years(raw / "itr-sample")
+        contexts.append(lambda: trajectory_start.itr_trajectory_start(frame))
     if "S1-only targets" in differences:
         contexts.append(itr_s1_only_targets)
     if "means of several figures" in differences:

@@ -1,11 +1,14 @@
 """Measure one deliberate difference: where ITR's trajectory starts.
 
-ITR 1.1.10's ``EITrajectoryProjector._extrapolate`` fills every missing year of a company's column in the
-drop's year frame (here 2015..2022) at the company's trend, in order, beginning with the years before
-its first report (later cut off at 2019). So a company whose reports begin in 2017 has its first
-projected year compounded three times instead of once: ``I(t) = I0 (1 + g)^(t - Y0 + n)``, ``n`` the
-frame's years before 2019 without a report. The trajectory then depends on how long before 2019 a
-company stayed silent, which says nothing about its path; the mesh projects ``I0 (1 + g)^(t - Y0)``.
+ITR 1.1.10's ``EITrajectoryProjector._extrapolate`` fills every year of a company's column in the drop's
+year frame (here 2015..2022) that has no figure at the company's trend, in order: the k-th such year is
+k steps of the trend from the last figure. So when a company's last figure comes before the frame's
+last year, the years after it only come after every silent year before it: a company reporting
+2017..2021 in a 2015..2022 frame has 2022 three steps from 2021 instead of one, and every projected
+year with it, ``I(t) = I0 (1 + g)^(t - Y0 + n)``, ``n`` the frame's years before ``Y0`` without a figure.
+(A company reporting the frame's last year is projected from it without extra steps.) The trajectory
+then depends on how long a company stayed silent and on when other companies' reports end, neither of
+which says anything about its path; the mesh projects ``I0 (1 + g)^(t - Y0)``.
 
 This script scores the drop as the mesh does and with ITR's start (by wrapping the domain's
 trajectory projection) and prints both comparisons with the oracle's results (``deliberate.py``
@@ -32,13 +35,15 @@ import oracle
 import report_dates
 
 
-def frame_first_year(sample: Path) -> int:
-    """The first year of ITR's year frame for a drop: the earliest year its emissions or production report."""
-    return int(min(pd.read_csv(sample / name)["year"].min() for name in ("emissions.csv", "production.csv")))
+def frame_years(sample: Path) -> range:
+    """ITR's year frame for a drop: every year from the earliest its emissions or production report to
+    the latest."""
+    years = [pd.read_csv(sample / name)["year"] for name in ("emissions.csv", "production.csv")]
+    return range(int(min(y.min() for y in years)), int(max(y.max() for y in years)) + 1)
 
 
 @contextlib.contextmanager
-def itr_trajectory_start(first_year: int) -> Iterator[None]:
+def itr_trajectory_start(frame: range) -> Iterator[None]:
     """Within the block, the domain projects trajectories from ITR's start (see the module docstring)."""
     from domains.portfolio_alignment import scoring
 
@@ -54,7 +59,12 @@ def itr_trajectory_start(first_year: int) -> Iterator[None]:
         rate = rest[1]  # (milestones, rate, ...): only the trajectory (a rate) starts elsewhere
         if rate is None:
             return project(i0, base_year, *rest)
-        silent = sum(1 for y in range(first_year, scoring.ITR_BASE_YEAR) if y not in reported)
+        # ITR fills the frame's years without a figure in order, the k-th one k steps of the trend from
+        # the last figure: the years after the base year come after every silent year before it. A
+        # company reporting the frame's last year has none after it, and its projection starts there.
+        silent = (
+            sum(1 for y in range(frame.start, base_year) if y not in reported) if base_year < frame[-1] else 0
+        )
         return {
             t: i0 * (1.0 + rate) ** (t - base_year + silent)
             for t in range(base_year + 1, scoring.END_YEAR + 1)
@@ -72,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", type=Path, default=compare.REPO / "data" / "raw")
     args = parser.parse_args(argv)
     itr = oracle.itr_results(args.raw / "itr-sample", args.raw / "itr-benchmarks", compare.subprocess_env())
-    first_year = frame_first_year(args.raw / "itr-sample")
-    print(f"(frame from {first_year})")
+    frame = frame_years(args.raw / "itr-sample")
+    print(f"(frame {frame.start}..{frame[-1]})")
     print("| trajectory start | scope | compared | within 0.01 °C | median diff | p90 diff |")
     print("| :--- | :--- | ---: | ---: | ---: | ---: |")
     for start in ("mesh", "ITR"):
-        with itr_trajectory_start(first_year) if start == "ITR" else contextlib.nullcontext():
+        with itr_trajectory_start(frame) if start == "ITR" else contextlib.nullcontext():
             scores = compare.mesh_products(args.raw)["scores"]
         print("\n".join(report_dates.comparison_rows(start, scores, itr)))
     return 0
