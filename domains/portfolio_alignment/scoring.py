@@ -1005,7 +1005,9 @@ def _compute_score(
         if implied is not None and implied > base_year:
             milestones, netzero = [(implied, 0.0)], implied
     target: TargetPath | None = None
-    if milestones:
+    # ITR: targets of the scope that are all met already still make a target path, holding the intensity
+    # it starts from (the company committed to stay at most at its targets)
+    if milestones or (len(targets) and used):
         projected = _project(start, start_year, milestones, None, absolute, production)
         target = TargetPath(bm_unit, {**target_history, **projected}, netzero, used)
     elif s1_and_benchmark_s2 and s1_target is not None:

@@ -659,3 +659,17 @@ def test_a_reported_intensity_times_production_comes_before_a_sum_of_parts() -> 
     assert scoring._emissions_from_intensity(ctx, "C", None, "S1S2", "GWh", production)[
         2021
     ] == pytest.approx(85_000.0)
+
+
+def test_a_target_already_met_holds_the_intensity_flat() -> None:
+    """ITR: a scope whose targets are all met already has a target path all the same, holding the
+    intensity it starts from (the company committed to stay at most at its target), not no target."""
+    ctx, entity = _one_company_context(_targets(("S1S2", 2030, 0.0, None)))  # 0.1 t/MWh, above 0.077
+    row = scoring.score_entity(ctx, entity, "S1S2")
+    assert (row["score_result_type"], row["n_targets_used"], row["netzero_year"]) == ("COMPLETE", 1, None)
+    assert (
+        row["projected_intensity_2030"]
+        == row["projected_intensity_2050"]
+        == pytest.approx(row["base_year_intensity"])
+    )
+    assert row["target_score_c"] > row["trajectory_score_c"]  # flat does worse than the 5 % a year fall
