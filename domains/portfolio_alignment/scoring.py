@@ -204,14 +204,25 @@ def _reported_intensity(
     table = (ctx.intensities or {}).get(company_id)
     if table is None or table.empty:
         return {}
-    rows = table[table["s3_category"].isna() & (table["scope"] == scope)]
-    rows = rows[rows["segment"].isna()] if level is None else rows[rows["segment"] == level]
+    key = ("reported intensity", company_id, level, scope, bm_denominator)
+    return _memo(ctx, key, lambda: _read_intensity(ctx, company_id, table, level, scope, bm_denominator))
+
+
+def _read_intensity(
+    ctx: Context, company_id: str, table: pd.DataFrame, level: str | None, scope: str, bm_denominator: str
+) -> dict[int, float]:
+    rows = _memo(ctx, ("intensity rows", company_id), lambda: table.to_dict("records"))
+    by_unit: dict[str, list[tuple[int, float]]] = {}
+    for rec in rows:
+        segment = None if pd.isna(rec["segment"]) else rec["segment"]
+        if rec["scope"] == scope and pd.isna(rec["s3_category"]) and segment == level:
+            by_unit.setdefault(str(rec["unit"]), []).append((int(rec["year"]), float(rec["intensity"])))
     out: dict[int, float] = {}
-    for unit, g in rows.groupby("unit"):
-        factor = production_factor(denominator(str(unit)), bm_denominator, ctx.fx_to_eur)
+    for unit in sorted(by_unit):
+        factor = production_factor(denominator(unit), bm_denominator, ctx.fx_to_eur)
         if factor is None or factor <= 0:
             continue
-        for year, value in zip(g["year"].astype(int), g["intensity"].astype(float), strict=True):
+        for year, value in by_unit[unit]:
             if value >= 0:
                 out.setdefault(year, value / factor)
     return out
@@ -729,19 +740,23 @@ def _absolute_first(targets: pd.DataFrame, base_year: int) -> bool:
     """Whether the first of a scope's targets after ``base_year`` that ITR 1.1.10 follows is absolute: the
     one with the earliest target year; on a tie, the intensity target unless the absolute one was set
     later (``project_ei_targets``)."""
-    live = targets[targets["target_year"] > base_year]
-    if not len(live):
+    live = [
+        (int(year), str(kind), -math.inf if pd.isna(start) else float(start))
+        for year, kind, start in zip(targets["target_year"], targets["target_type"], targets["start_year"], strict=True)
+        if int(year) > base_year
+    ] if "start_year" in targets else [
+        (int(year), str(kind), -math.inf)
+        for year, kind in zip(targets["target_year"], targets["target_type"], strict=True)
+        if int(year) > base_year
+    ]  # fmt: skip
+    if not live:
         return False
-    head = live[live["target_year"] == live["target_year"].min()]
-    kinds = set(head["target_type"])
-    if kinds != {"absolute", "intensity"}:
-        return kinds == {"absolute"}
-
-    def latest_start(kind: str) -> float:
-        starts = head.loc[head["target_type"] == kind, "start_year"].dropna()
-        return float(starts.max()) if len(starts) else -math.inf
-
-    return latest_start("intensity") < latest_start("absolute")
+    first = min(year for year, _, _ in live)
+    head = [(kind, start) for year, kind, start in live if year == first]
+    latest = {kind: max(start for k, start in head if k == kind) for kind, _ in head}
+    if set(latest) != {"absolute", "intensity"}:
+        return set(latest) == {"absolute"}
+    return latest["intensity"] < latest["absolute"]
 
 
 def _emissions_start(
@@ -978,7 +993,7 @@ def _compute_score(
     s1_row, s1_target = _score(ctx, entity, "S1") if s1_and_benchmark_s2 else ({}, None)
     milestones, absolute, netzero, used = ([], set(), None, 0)
     summed = None
-    if bm_scope in SUMMED_PARTS and not len(targets) and not s1_and_benchmark_s2:
+    if bm_scope in SUMMED_PARTS and len(totals) and not len(targets) and not s1_and_benchmark_s2:
         summed = _summed_target(ctx, entity, bm_scope)
         summed = summed if summed is not None and summed.unit == bm_unit else None
     history = _historic_path(intensity, first, base_year)
