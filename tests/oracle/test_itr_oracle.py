@@ -125,9 +125,9 @@ def test_the_method_doc_shows_this_run(products: dict, itr: dict) -> None:
 # the listed deliberate differences reproduced, one at a time and all together (the mesh: 55, 60, 38, 35)
 REPRODUCED_FLOORS: dict[tuple[str, ...], tuple[int, int, int, int]] = {
     ("trajectory start",): (82, 82, 46, 54),
-    ("means of several figures",): (62, 70, 41, 41),
+    ("means of several figures",): (62, 71, 41, 41),
     ("S1-only targets",): (55, 62, 38, 36),
-    deliberate.DIFFERENCES: (97, 98, 50, 67),
+    deliberate.DIFFERENCES: (98, 100, 50, 67),
 }
 
 

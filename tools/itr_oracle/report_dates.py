@@ -4,10 +4,12 @@ ITR 1.1.10's template loader (``_estimated_value``, grouped by sector, company, 
 the mean of every figure for the same company, metric, submetric and year: those of several reports, and
 those of several boundaries (AES's 2021 production is the mean of its gross and net generation). The
 mesh's emissions domain keeps the latest report (a restatement supersedes the figure it restates) and one
-boundary. This script rewrites a drop's ``emissions.csv`` and ``production.csv`` so that each such group
-carries its mean (converted into the latest report's unit, rows ITR ignores left out), runs the mesh on
-the original and on the rewritten drop, and prints both comparisons with the oracle's results: the
-effect this difference has on the sample.
+boundary. ITR also ranks submetrics before report dates (an older report's figure without a submetric
+beats a later "total" one). This script rewrites a drop's ``emissions.csv``, ``production.csv`` and
+``emission_intensities.csv`` so that each such group carries its mean (converted into the latest
+report's unit, rows ITR ignores left out) and each company-level figure the one of the submetric ITR
+ranks first, runs the mesh on the original and on the rewritten drop, and prints both comparisons with
+the oracle's results: the effect this difference has on the sample.
 
     .venv/bin/python tools/itr_oracle/report_dates.py [--raw data/raw]
 
@@ -55,12 +57,73 @@ def averaged(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# ITR 1.1.10's template loader: the submetrics naming a sector rank first (the mesh's own-sector rule
+# does the same and they are left alone here), then these, then any other; per year the first with a figure
+SECTOR_SUBMETRICS = frozenset(
+    {
+        "cement",
+        "clinker",
+        "chemicals",
+        "electricity",
+        "generation",
+        "gas",
+        "distribution",
+        "coal",
+        "lng",
+        "ng",
+        "oil",
+    }
+)
+SUBMETRIC_RANK = {
+    "production": ("operated", "own", "revenue", "equity", "", "total", "gross", "net", "full"),
+    "emissions": (
+        "own",
+        "",
+        "all",
+        "combined",
+        "total",
+        "net",
+        "location",
+        "location-based",
+        "market",
+        "market-based",
+    ),
+}
+
+
+def ranked(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``df`` (after :func:`averaged`) with every company-level (company, metric, year) set to the figure of
+    the submetric ITR ranks first among those with one that year (``SUBMETRIC_RANK``): ITR ranks submetrics
+    before report dates, so an older report's figure without a submetric beats a later "total" one.
+    Scope-3 figures (ranked by category) and sector submetrics are left as they are."""
+    out = df.copy()
+    order = SUBMETRIC_RANK[kind]
+    submetric = df["submetric"].fillna("").astype(str).str.strip().str.lower()
+    metric = df["metric"].astype(str).str.strip().str.lower()
+    company_level = ~submetric.isin(SECTOR_SUBMETRICS) & ~metric.str.startswith("s3")
+    company_level &= df["base_year"].astype(str).str.strip().str.lower() != "x"
+    rows = df[company_level]
+    for _, group in rows.groupby([rows["company_id"], metric[company_level], rows["year"]]):
+        sub = submetric[group.index]
+        best = min(sub, key=lambda s: order.index(s) if s in order else len(order))
+        chosen = group[sub == best].iloc[-1]
+        out.loc[group.index, "value"] = chosen["value"]
+        out.loc[group.index, "unit"] = chosen["unit"]
+    return out
+
+
 def averaged_drop(raw: Path, dest: Path) -> Path:
-    """A copy of the drop ``raw`` under ``dest`` whose emissions and production carry :func:`averaged`."""
+    """A copy of the drop ``raw`` under ``dest`` whose emissions and production carry ITR's figures:
+    :func:`averaged`, then :func:`ranked` (intensities: :func:`averaged` only)."""
     shutil.copytree(raw, dest)
-    for name in ("emissions.csv", "production.csv", "emission_intensities.csv"):
+    for name, kind in (
+        ("emissions.csv", "emissions"),
+        ("production.csv", "production"),
+        ("emission_intensities.csv", None),
+    ):
         path = dest / "itr-sample" / name
-        averaged(pd.read_csv(path)).to_csv(path, index=False)
+        figures = averaged(pd.read_csv(path))
+        (ranked(figures, kind) if kind else figures).to_csv(path, index=False)
     return dest
 
 
