@@ -586,21 +586,13 @@ def _target_milestones(
     absolute: set[int] = set()
     used = 0
     records = [rec for rec in targets.to_dict("records") if int(rec["target_year"]) > base_year]
-
-    def recency(rec: dict[str, Any]) -> tuple[float, bool]:
-        start = rec.get("start_year")
-        return (
-            -math.inf if start is None or pd.isna(start) else float(start),
-            rec["target_type"] == "intensity",
-        )
-
     latest: dict[int, tuple[float, bool]] = {}
     for rec in records:
         year = int(rec["target_year"])
-        latest[year] = max(latest.get(year, recency(rec)), recency(rec))
+        latest[year] = max(latest.get(year, _recency(rec)), _recency(rec))
     for rec in records:
         year = int(rec["target_year"])
-        if recency(rec) != latest[year]:
+        if _recency(rec) != latest[year]:
             continue
         if intensity is not None:
             ambition = rec.get("reduction_ambition")
@@ -628,6 +620,15 @@ def _target_milestones(
     netzero = min(netzeros) if netzeros else None
     milestones = _binding_milestones(by_year, i0, base_year, netzero, absolute, production)
     return milestones, absolute & {y for y, _ in milestones}, netzero, used
+
+
+def _recency(target: dict[str, Any]) -> tuple[float, bool]:
+    """How ITR orders targets for one year: the latest start year first, then intensity over absolute."""
+    start = target.get("start_year")
+    return (
+        -math.inf if start is None or pd.isna(start) else float(start),
+        target["target_type"] == "intensity",
+    )
 
 
 def _binding_milestones(
@@ -737,26 +738,14 @@ def inferred_netzero(targets: pd.DataFrame) -> dict[str, int | None]:
 
 
 def _absolute_first(targets: pd.DataFrame, base_year: int) -> bool:
-    """Whether the first of a scope's targets after ``base_year`` that ITR 1.1.10 follows is absolute: the
-    one with the earliest target year; on a tie, the intensity target unless the absolute one was set
-    later (``project_ei_targets``)."""
-    live = [
-        (int(year), str(kind), -math.inf if pd.isna(start) else float(start))
-        for year, kind, start in zip(targets["target_year"], targets["target_type"], targets["start_year"], strict=True)
-        if int(year) > base_year
-    ] if "start_year" in targets else [
-        (int(year), str(kind), -math.inf)
-        for year, kind in zip(targets["target_year"], targets["target_type"], strict=True)
-        if int(year) > base_year
-    ]  # fmt: skip
+    """Whether the first of a scope's targets after ``base_year`` that ITR 1.1.10 follows is absolute: of
+    those with the earliest target year, the most recently set (:func:`_recency`; ``project_ei_targets``)."""
+    live = [rec for rec in targets.to_dict("records") if int(rec["target_year"]) > base_year]
     if not live:
         return False
-    first = min(year for year, _, _ in live)
-    head = [(kind, start) for year, kind, start in live if year == first]
-    latest = {kind: max(start for k, start in head if k == kind) for kind, _ in head}
-    if set(latest) != {"absolute", "intensity"}:
-        return set(latest) == {"absolute"}
-    return latest["intensity"] < latest["absolute"]
+    first = min(int(rec["target_year"]) for rec in live)
+    _, intensity = max(_recency(rec) for rec in live if int(rec["target_year"]) == first)
+    return not intensity
 
 
 def _emissions_start(
