@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -527,6 +527,22 @@ def _production_series(
     return best[1], best[2]
 
 
+def _level_production(
+    ctx: Context, entity_id: str, prod_all: pd.DataFrame, level: str | None, bm_denominator: str
+) -> tuple[bool, dict[int, float], str | None]:
+    """Whether the entity has production rows at ``level`` (None = whole company), and their series and
+    unit (:func:`_production_series`). Read once per entity, level and unit: every scope asks again."""
+
+    def read() -> tuple[bool, dict[int, float], str | None]:
+        at = prod_all["segment"].isna() if level is None else prod_all["segment"] == level
+        rows = prod_all[at]
+        if rows.empty:
+            return False, {}, None
+        return True, *_production_series(rows, bm_denominator, ctx.fx_to_eur)
+
+    return _memo(ctx, ("production", entity_id, level, bm_denominator), read)
+
+
 def _trend_rate(intensity: dict[int, float], base_year: int) -> float:
     """The trajectory's yearly rate as ITR 1.1.10 computes it (``EITrajectoryProjector``).
 
@@ -563,7 +579,7 @@ def _year_on_year_change(before: float, after: float) -> float:
 
 
 def _target_milestones(
-    targets: pd.DataFrame,
+    targets: Sequence[Mapping[str, Any]],
     bm_denominator: str,
     base_year: int,
     i0: float,
@@ -585,7 +601,7 @@ def _target_milestones(
     by_year: dict[int, float] = {}
     absolute: set[int] = set()
     used = 0
-    records = [rec for rec in targets.to_dict("records") if int(rec["target_year"]) > base_year]
+    records = [rec for rec in targets if int(rec["target_year"]) > base_year]
     latest: dict[int, tuple[float, bool]] = {}
     for rec in records:
         year = int(rec["target_year"])
@@ -616,7 +632,7 @@ def _target_milestones(
                 absolute.add(year)
             else:
                 absolute.discard(year)
-    netzeros = [int(v) for v in targets["netzero_year"].dropna()] if len(targets) else []
+    netzeros = [int(rec["netzero_year"]) for rec in targets if not pd.isna(rec["netzero_year"])]
     netzero = min(netzeros) if netzeros else None
     milestones = _binding_milestones(by_year, i0, base_year, netzero, absolute, production)
     return milestones, absolute & {y for y, _ in milestones}, netzero, used
@@ -737,10 +753,10 @@ def inferred_netzero(targets: pd.DataFrame) -> dict[str, int | None]:
     return {scope: (year if year < never else None) for scope, year in nz.items()}
 
 
-def _absolute_first(targets: pd.DataFrame, base_year: int) -> bool:
+def _absolute_first(targets: Sequence[Mapping[str, Any]], base_year: int) -> bool:
     """Whether the first of a scope's targets after ``base_year`` that ITR 1.1.10 follows is absolute: of
     those with the earliest target year, the most recently set (:func:`_recency`; ``project_ei_targets``)."""
-    live = [rec for rec in targets.to_dict("records") if int(rec["target_year"]) > base_year]
+    live = [rec for rec in targets if int(rec["target_year"]) > base_year]
     if not live:
         return False
     first = min(int(rec["target_year"]) for rec in live)
@@ -778,6 +794,26 @@ class TargetPath:
     used: int
 
 
+def _company_targets(ctx: Context, company_id: str) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+    """A company's scope-total targets (no scope-3 category), and the same as records by scope.
+
+    Split once per run: every entity of the company and every scope reads them, and filtering the
+    frame again for each was a large part of the run's time.
+    """
+
+    def split() -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+        every = ctx.targets.get(company_id)
+        if every is None or not len(every):
+            return pd.DataFrame(columns=["scope", "target_year"]), {}
+        totals = every[every["s3_category"].isna()]
+        by_scope: dict[str, list[dict[str, Any]]] = {}
+        for rec in totals.to_dict("records"):
+            by_scope.setdefault(str(rec["scope"]), []).append(rec)
+        return totals, by_scope
+
+    return _memo(ctx, ("targets", company_id), split)
+
+
 def score_entity(ctx: Context, entity: dict[str, Any], scope: str) -> dict[str, Any]:
     """One output row of company_temperature_scores (see the transforms docstring for columns)."""
     return _score(ctx, entity, scope)[0]
@@ -787,7 +823,7 @@ def _s1_and_benchmark_s2(
     ctx: Context,
     entity: dict[str, Any],
     s1: TargetPath,
-    s1_targets: pd.DataFrame,
+    s1_targets: Sequence[Mapping[str, Any]],
     base_year: int,
     s2_intensity: dict[int, float],
     history: dict[int, float],
@@ -807,7 +843,7 @@ def _s1_and_benchmark_s2(
     known = [y for y in s2_intensity if y <= base_year]
     start = s2_intensity[max(known)] if known else 0.0
     synthesized = {
-        y: bm_s2[y] for y in (int(t) for t in s1_targets["target_year"]) if y > base_year and y in bm_s2
+        y: bm_s2[y] for y in (int(rec["target_year"]) for rec in s1_targets) if y > base_year and y in bm_s2
     }
     s2_path = _project(start, base_year, _binding_milestones(synthesized, start, base_year, netzero_s2), None)
     path = {**history, **{t: s1.path[t] + s2_path[t] for t in s2_path if t in s1.path}}
@@ -908,11 +944,10 @@ def _compute_score(
     reasons: list[str] = []
     basis: dict[int, tuple[float, str]] = {}
     for level in levels:
-        pr = prod_all[prod_all["segment"].isna()] if level is None else prod_all[prod_all["segment"] == level]
         where = "segment" if level is not None else "company"
         # a whole company's emissions are one view of its own-sector and company-level figures
         em_level = level if entity["is_split"] else None
-        p_series, p_unit = _production_series(pr, bm_den, ctx.fx_to_eur) if not pr.empty else ({}, None)
+        reported, p_series, p_unit = _level_production(ctx, entity["company_id"], prod_all, level, bm_den)
         from_intensity = {
             sc: _emissions_from_intensity(ctx, entity["base_company_id"], level, sc, bm_den, p_series)
             for sc in dict.fromkeys((bm_scope, "S1S2"))
@@ -925,11 +960,10 @@ def _compute_score(
                 ctx, em_all, entity["base_company_id"], level, bm_scope, bm_den, em_level
             )
             if set(e_series) & set(derived):
-                p_series, p_unit = derived, "derived: emissions / reported intensity"
-                pr = pd.DataFrame({"derived": [True]})
+                p_series, p_unit, reported = derived, "derived: emissions / reported intensity", True
         if not e_series:
             reasons.append(f"no {bm_scope} emissions ({where} level)")
-        elif pr.empty:
+        elif not reported:
             reasons.append(f"no production ({where} level)")
         elif not p_series:
             reasons.append(f"production not convertible to {bm_den} ({where} level)")
@@ -970,15 +1004,14 @@ def _compute_score(
             "benchmark_intensity_base_year": bm.get(base_year, bm[min(bm)]),
         }
     )
-    all_targets = ctx.targets.get(entity["company_id"], pd.DataFrame())
-    totals = all_targets[all_targets["s3_category"].isna()] if len(all_targets) else all_targets
-    targets = totals[totals["scope"] == bm_scope] if len(totals) else totals
-    targeted = set(totals["scope"]) if len(totals) else set()
+    totals, by_scope = _company_targets(ctx, entity["company_id"])
+    targets = by_scope.get(bm_scope, [])
+    targeted = set(by_scope)
     # S1S2 of a company with S1 targets only: ITR's S1 target path plus an S2 path along the benchmark
     s1_and_benchmark_s2 = (
         bm_scope == "S1S2" and not len(targets) and "S1" in targeted and "S2" not in targeted
     )
-    s1_targets = totals[totals["scope"] == "S1"] if s1_and_benchmark_s2 else totals
+    s1_targets = by_scope["S1"] if s1_and_benchmark_s2 else []
     s1_row, s1_target = _score(ctx, entity, "S1") if s1_and_benchmark_s2 else ({}, None)
     milestones, absolute, netzero, used = ([], set(), None, 0)
     summed = None
@@ -1005,7 +1038,9 @@ def _compute_score(
     elif summed is None and len(totals) and bm_scope != "S1S2S3" and not s1_and_benchmark_s2:
         # ITR: a scope without targets still falls to zero by a net-zero year its neighbours imply
         # (an S1S2S3 net zero is one for S1S2 and S1); a compound scope sums its parts' paths instead
-        implied = inferred_netzero(totals).get(bm_scope)
+        implied = _memo(ctx, ("netzero", entity["company_id"]), lambda: inferred_netzero(totals)).get(
+            bm_scope
+        )
         if implied is not None and implied > base_year:
             milestones, netzero = [(implied, 0.0)], implied
     target: TargetPath | None = None

@@ -271,7 +271,9 @@ def test_an_absolute_target_is_met_in_tonnes_as_production_grows() -> None:
             "netzero_year": [None],
         }
     )
-    milestones, absolute, netzero, used = scoring._target_milestones(targets, "u", 2020, 2.0, production, {})
+    milestones, absolute, netzero, used = scoring._target_milestones(
+        targets.to_dict("records"), "u", 2020, 2.0, production, {}
+    )
     # the tonnage over 2030's production (200 u), not the base year's (100 u): 0.5 t/u, not 1.0
     assert (milestones, absolute, netzero, used) == ([(2030, 0.5)], {2030}, None, 1)
     path = scoring._project(2.0, 2020, milestones, None, absolute, production)
@@ -554,14 +556,14 @@ def test_an_absolute_target_path_starts_from_the_reported_tonnes() -> None:
     assert path[2022] == pytest.approx(emitted[2022] / 800.0)
     # the first target ITR follows leads: the earliest; on a tie the intensity one unless set later
     both = pd.concat([_targets(("S1S2", 2030, 0.5, None)), absolute.assign(target_year=2035)])
-    assert not scoring._absolute_first(both, 2022)
-    assert scoring._absolute_first(both.assign(target_year=[2035, 2030]), 2022)
+    assert not scoring._absolute_first(both.to_dict("records"), 2022)
+    assert scoring._absolute_first(both.assign(target_year=[2035, 2030]).to_dict("records"), 2022)
     tie = pd.concat(
         [absolute.assign(start_year=2021), _targets(("S1S2", 2030, 0.5, None)).assign(start_year=2020)]
     )
-    assert scoring._absolute_first(tie, 2022)
-    assert not scoring._absolute_first(tie.assign(start_year=2021), 2022)
-    assert not scoring._absolute_first(absolute, 2030)  # no target after the base year
+    assert scoring._absolute_first(tie.to_dict("records"), 2022)
+    assert not scoring._absolute_first(tie.assign(start_year=2021).to_dict("records"), 2022)
+    assert not scoring._absolute_first(absolute.to_dict("records"), 2030)  # no target after the base year
 
 
 def test_an_absolute_target_binds_in_tonnes_when_production_falls() -> None:
@@ -601,11 +603,15 @@ def test_a_newer_target_for_the_same_year_supersedes_an_older_one() -> None:
             "netzero_year": [None, None, None],
         }
     )
-    milestones, absolute, _, used = scoring._target_milestones(targets, "u", 2022, 1.0, production, {})
+    milestones, absolute, _, used = scoring._target_milestones(
+        targets.to_dict("records"), "u", 2022, 1.0, production, {}
+    )
     assert (milestones, absolute, used) == ([(2030, 0.5)], set(), 1)
     # set later than the intensity target, the absolute one supersedes it
     later = targets.assign(start_year=[2018, 2021, 2022])
-    milestones, absolute, _, used = scoring._target_milestones(later, "u", 2022, 1.0, production, {})
+    milestones, absolute, _, used = scoring._target_milestones(
+        later.to_dict("records"), "u", 2022, 1.0, production, {}
+    )
     assert (milestones, absolute, used) == ([(2030, 0.2)], {2030}, 1)
 
 
