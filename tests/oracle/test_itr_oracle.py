@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 
+import pandas as pd
 import pytest
 
 from mesh_assets.settings import REPO_ROOT
@@ -25,6 +26,7 @@ sys.path.insert(0, str(REPO_ROOT / "tools" / "itr_oracle"))
 import compare
 import deliberate
 import oracle
+import portfolio
 
 RAW = REPO_ROOT / "data" / "raw"
 
@@ -102,10 +104,10 @@ def test_portfolio_figures_side_by_side(products: dict, itr: dict) -> None:
     print(side.to_string())
     # every ITR figure has a mesh counterpart (all seven aggregations, all four scopes)
     assert side["mesh_c"].notna().all() and side["itr_c"].notna().all()
-    # measured: 7 of 28 figures within 0.1 C (S1 ROTS at 0.1001), median 0.13 C, the largest 1.31 C
-    # (S1S2 ECOTS: ITR's S1S2 EOTS and ECOTS equal its MOTS). Deliberate differences: holdings ITR drops
-    # count at 3.2 C, 4.4 C cap, implausible scores quarantined; method gaps listed in the doc.
-    assert (side["diff_c"] <= 0.1).sum() >= 7, side
+    # measured 2026-12-01: 9 of 28 figures within 0.1 C, median 0.12 C, the largest 1.30 C (S1S2 ECOTS:
+    # ITR divides by PETRONAS_SOE's placeholder market cap, EV and EVIC of 1, so it owns all of ITR's S1S2
+    # MOTS, EOTS and ECOTS). The deliberate differences behind the gap are reproduced below.
+    assert (side["diff_c"] <= 0.1).sum() >= 8, side
     assert side["diff_c"].median() <= 0.14, side
     assert side["diff_c"].max() <= 1.35, side
 
@@ -122,25 +124,53 @@ def test_the_method_doc_shows_this_run(products: dict, itr: dict) -> None:
 
 
 # measured 2026-12-01 by tools/itr_oracle/deliberate.py: companies within 0.01 C (S1, S1S2, S3, S1S2S3) with
-# the listed deliberate differences reproduced, one at a time and all together (the mesh: 55, 60, 38, 35)
-REPRODUCED_FLOORS: dict[tuple[str, ...], tuple[int, int, int, int]] = {
-    ("trajectory start",): (82, 82, 46, 54),
-    ("means of several figures",): (62, 71, 41, 41),
-    ("S1-only targets",): (55, 62, 38, 36),
-    deliberate.DIFFERENCES: (98, 100, 50, 67),
-}
+# the listed deliberate differences reproduced (the mesh: 55, 60, 38, 35). One at a time (the tool prints
+# them; the method doc gives them): trajectory start 82, 82, 46, 54; means of several figures 62, 71, 41, 41;
+# S1-only targets 55, 62, 38, 36.
+REPRODUCED_FLOORS = (98, 100, 50, 67)
 
 
-@pytest.mark.parametrize("differences", REPRODUCED_FLOORS, ids=lambda d: " + ".join(d))
-def test_each_deliberate_difference_explains_part_of_the_gap(
-    itr: dict, differences: tuple[str, ...], tmp_path
-) -> None:
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """Company scores with every listed company-level deliberate difference reproduced (ITR's behaviour)."""
+    return deliberate.scores_with(RAW, deliberate.DIFFERENCES, tmp_path_factory.mktemp("deliberate"))
+
+
+def test_the_deliberate_differences_explain_most_of_the_gap(itr: dict, reproduced: pd.DataFrame) -> None:
     """The method doc's measured deliberate differences: with ITR's behaviour reproduced, more company
-    scores match ITR's, never fewer; what still differs with all of them reproduced is the part of the
-    gap no listed difference explains, and it may only shrink."""
-    scores = deliberate.scores_with(RAW, differences, tmp_path)
-    results = [compare.compare_companies(scores, itr, scope) for scope in compare.SCOPES]
-    for result, floor in zip(results, REPRODUCED_FLOORS[differences], strict=True):
+    scores match ITR's, never fewer; what still differs is the part of the gap no listed difference
+    explains (attributed one by one in the method doc), and it may only shrink."""
+    results = [compare.compare_companies(reproduced, itr, scope) for scope in compare.SCOPES]
+    for result, floor in zip(results, REPRODUCED_FLOORS, strict=True):
         assert result.n_within_tolerance >= floor, result
-        assert result.n_within_tolerance >= COMPANY_FLOORS[result.scope][1], result
-    assert any(r.n_within_tolerance > COMPANY_FLOORS[r.scope][1] for r in results), results
+        assert result.n_within_tolerance > COMPANY_FLOORS[result.scope][1], result
+
+
+def test_itr_portfolio_aggregation_is_reproduced_exactly(itr: dict) -> None:
+    """``tools/itr_oracle/portfolio.py`` computes ITR's 28 figures from ITR's own company rows: the formula
+    the portfolio attribution applies to the mesh's scores is ITR's."""
+    mine, theirs = portfolio.figures(itr["companies"]), portfolio.itr_figures(itr)
+    assert set(theirs) == set(mine)
+    for key, value in theirs.items():
+        assert mine[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_the_portfolio_differences_explain_the_portfolio_gap(
+    products: dict, itr: dict, reproduced: pd.DataFrame, tmp_path
+) -> None:
+    """ITR's portfolio rules (the method doc's portfolio-side deliberate differences: holdings it drops,
+    uncapped scores, placeholder denominators, defaults and 2019 company emissions as weights) over the
+    mesh's company scores with the company-level differences reproduced. Measured 2026-12-01: 17 of 28
+    figures within 0.01 C and 27 within 0.1 C, the largest 0.134 C (the mesh as published: 2 and 9, 1.30 C);
+    with ITR's score for the company rows that still differ, every figure within 0.04 C."""
+    weights = portfolio.weights_2019(RAW, tmp_path)
+    rows = portfolio.mesh_rows(products, reproduced, itr, RAW, weights=weights)
+    theirs = portfolio.itr_figures(itr)
+    diffs = sorted(abs(portfolio.figures(rows)[k] - theirs[k]) for k in theirs)
+    print(portfolio.summary(portfolio.figures(rows), theirs))
+    assert sum(d <= compare.TOLERANCE_C for d in diffs) >= 17, diffs
+    assert sum(d <= 0.1 for d in diffs) >= 27, diffs
+    assert diffs[-1] <= 0.14, diffs
+    swapped, replaced = portfolio.with_itr_scores(rows, itr)
+    assert replaced > 0
+    assert max(abs(portfolio.figures(swapped)[k] - theirs[k]) for k in theirs) <= 0.04
