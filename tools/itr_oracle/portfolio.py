@@ -18,7 +18,7 @@ differences of the portfolio side (the method doc lists them), reproduced here a
 * ``company emissions of 2019 as weights``: ITR weighs S1 and S1S2 by the company's S1S2 emissions, S3
   by its S3 and S1S2S3 by both (``ghg_s1s2``, ``ghg_s3``), of its base year 2019 (``BASE_YEAR``); the
   mesh by the scored scope's emissions of the score's base year (the latest reported). Reproduced by
-  scoring once more with 2019 as the latest base year (:func:`weights_2019`).
+  reading the 2019 figure of the emissions series each score is built from (:func:`weights_2019`).
 
 :func:`itr_figure` is ITR's aggregation (``PortfolioAggregation._calculate_aggregate_score``) in plain
 Python; on ITR's own company rows it gives ITR's 28 figures (asserted by ``tests/oracle``). Prints the
@@ -177,19 +177,40 @@ def _emissions(by_entity: pd.DataFrame, entity: str | None, scope: str) -> float
 
 
 def weights_2019(raw: Path, workdir: Path) -> pd.DataFrame:
-    """Company scores (the company-level differences reproduced) whose base-year emissions are those of
-    2019, ITR's base year, where the entity has them (NaN otherwise): the mesh scored with 2019 as the
-    latest base year, as ITR's ``ghg_s1s2`` and ``ghg_s3`` are read at its ``BASE_YEAR``."""
+    """Each entity's S1S2 and S3 emissions of 2019, ITR's base year (its ``ghg_s1s2`` and ``ghg_s3``), as
+    the mesh builds them (reported, else from reported intensity, else the sum of the parts; the
+    company-level differences reproduced), in the shape of company scores: ``company_id``, ``scope``,
+    ``base_year_emissions_t_co2e`` (NaN without a 2019 figure). Captured from a scoring run: the emissions
+    series each entity's score is built from."""
     from domains.portfolio_alignment import scoring
 
-    latest = scoring.LATEST_BASE_YEAR
-    scoring.LATEST_BASE_YEAR = scoring.ITR_BASE_YEAR
+    compute, series_of = scoring._compute_score, scoring.emissions_series
+    scoring_now: list[tuple[str, str]] = []
+    captured: dict[tuple[str, str], float] = {}
+
+    def capture_compute(ctx: Any, entity: dict[str, Any], scope: str) -> Any:
+        scoring_now.append((entity["company_id"], scope))
+        try:
+            return compute(ctx, entity, scope)
+        finally:
+            scoring_now.pop()
+
+    def capture_series(em_all: Any, level: Any, scope: str, *args: Any, **kwargs: Any) -> Any:
+        out = series_of(em_all, level, scope, *args, **kwargs)
+        if scoring_now and scoring_now[-1][1] == scope and args:  # the scored scope's own series
+            value = out.get(scoring.ITR_BASE_YEAR)
+            captured.setdefault(scoring_now[-1], math.nan if value is None else float(value[0]))
+        return out
+
+    scoring._compute_score, scoring.emissions_series = capture_compute, capture_series
     try:
-        scores = deliberate.scores_with(raw, deliberate.DIFFERENCES, workdir / "weights")
+        deliberate.scores_with(raw, deliberate.DIFFERENCES, workdir / "weights")
     finally:
-        scoring.LATEST_BASE_YEAR = latest
-    at_2019 = scores["base_year"] == scoring.ITR_BASE_YEAR
-    return scores.assign(base_year_emissions_t_co2e=scores["base_year_emissions_t_co2e"].where(at_2019))
+        scoring._compute_score, scoring.emissions_series = compute, series_of
+    return pd.DataFrame(
+        [{"company_id": c, "scope": sc, "base_year_emissions_t_co2e": v} for (c, sc), v in captured.items()],
+        columns=["company_id", "scope", "base_year_emissions_t_co2e"],
+    )
 
 
 def _with_placeholders(master: pd.DataFrame, fundamentals: Path) -> pd.DataFrame:
