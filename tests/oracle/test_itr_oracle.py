@@ -125,9 +125,9 @@ def test_the_method_doc_shows_this_run(products: dict, itr: dict) -> None:
 
 # measured 2026-12-01 by tools/itr_oracle/deliberate.py: companies within 0.01 C (S1, S1S2, S3, S1S2S3) with
 # the listed deliberate differences reproduced (the mesh: 55, 60, 38, 35). One at a time (the tool prints
-# them; the method doc gives them): trajectory start 82, 82, 46, 54; means of several figures 62, 71, 41, 41;
-# S1-only targets 55, 62, 38, 36.
-REPRODUCED_FLOORS = (98, 100, 50, 67)
+# them; the method doc gives them): trajectory start 82, 82, 46, 54; means of several figures (with ITR's
+# scope-3 choice) 62, 71, 44, 43; S1-only targets 55, 62, 38, 36.
+REPRODUCED_FLOORS = (98, 100, 54, 70)
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +136,54 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     return deliberate.scores_with(RAW, deliberate.DIFFERENCES, tmp_path_factory.mktemp("deliberate"))
 
 
-def test_the_deliberate_differences_explain_most_of_the_gap(itr: dict, reproduced: pd.DataFrame) -> None:
-    """The method doc's measured deliberate differences: with ITR's behaviour reproduced, more company
-    scores match ITR's, never fewer; what still differs is the part of the gap no listed difference
-    explains (attributed one by one in the method doc), and it may only shrink."""
+# Company scores that differ from ITR's by more than 0.01 C with the reproducible differences reproduced,
+# each attributed in the method doc ("What the listed differences explain"): measured 2026-12-01.
+EXPLAINED: dict[tuple[str, str], str] = {
+    **dict.fromkeys(
+        [
+            ("US26441C2044+Electricity Utilities", "S1"),
+            ("US2091151041+Electricity Utilities", "S1"),
+            ("US2091151041+Electricity Utilities", "S1S2"),
+            ("US2091151041+Electricity Utilities", "S1S2S3"),
+            ("DE0005220008+Electricity Utilities", "S1S2"),
+            ("CA3495531079+Gas Utilities", "S1S2"),
+            ("US0921131092+Electricity Utilities", "S1S2S3"),
+        ],
+        "sector splits",
+    ),
+    ("US6708371033", "S1S2S3"): "S1S2S3 of an entity reporting S1 only",
+    ("US30034W1062", "S1S2"): "targets of another scope",
+    **dict.fromkeys([("US1258961002", s) for s in ("S1", "S1S2", "S1S2S3")], "rows ITR reads differently"),
+    **dict.fromkeys([("US8581191009", s) for s in ("S1S2", "S1S2S3")], "s1s2 and s1+s2 as two metrics"),
+    **dict.fromkeys([("US69351T1060", s) for s in ("S1S2", "S1S2S3")], "S2 as the mean of its parts"),
+    **dict.fromkeys([("FR0010313833", s) for s in ("S3", "S1S2S3")], "a year without S3 filled"),
+}
+
+
+def test_the_deliberate_differences_explain_the_whole_gap(itr: dict, reproduced: pd.DataFrame) -> None:
+    """The issue's target: every company score within 0.01 C of ITR's except the listed deliberate
+    differences. With the reproducible ones reproduced, a score that still differs must be one the method
+    doc attributes (EXPLAINED); a new difference, or a lost match, fails. A score only one tool gives is a
+    sector split (or its company as a whole, which ITR replaces by its splits) or a company ITR has no
+    row for at all (its loader drops it, or it is not held: ITR scores the portfolio's companies only)."""
     results = [compare.compare_companies(reproduced, itr, scope) for scope in compare.SCOPES]
     for result, floor in zip(results, REPRODUCED_FLOORS, strict=True):
         assert result.n_within_tolerance >= floor, result
         assert result.n_within_tolerance > COMPANY_FLOORS[result.scope][1], result
+    theirs = {
+        (c["company_id"], c["scope"]): float(c["temperature_score"])
+        for c in itr["companies"]
+        if c.get("score_result_type") != "DEFAULT" and c.get("temperature_score") is not None
+    }
+    scored = reproduced[reproduced["score_source"] != "default"]
+    keys = zip(scored["company_id"], scored["scope"], strict=True)
+    mine = dict(zip(keys, scored["temperature_score_uncapped_c"], strict=True))
+    off = {k for k in set(mine) & set(theirs) if abs(float(mine[k]) - theirs[k]) > compare.TOLERANCE_C}
+    assert off <= set(EXPLAINED), sorted(off - set(EXPLAINED))
+    itr_companies = {c["company_id"] for c in itr["companies"]}
+    for company_id, scope in set(mine) ^ set(theirs):
+        split = "+" in company_id or any(other.startswith(company_id + "+") for other in itr_companies)
+        assert split or company_id not in itr_companies, (company_id, scope)
 
 
 def test_itr_portfolio_aggregation_is_reproduced_exactly(itr: dict) -> None:
@@ -160,17 +200,24 @@ def test_the_portfolio_differences_explain_the_portfolio_gap(
 ) -> None:
     """ITR's portfolio rules (the method doc's portfolio-side deliberate differences: holdings it drops,
     uncapped scores, placeholder denominators, defaults and 2019 company emissions as weights) over the
-    mesh's company scores with the company-level differences reproduced. Measured 2026-12-01: 16 of 28
-    figures within 0.01 C and 27 within 0.1 C, the largest 0.134 C (the mesh as published: 2 and 9, 1.30 C);
-    with ITR's score for the company rows that still differ, every figure within 0.047 C."""
+    mesh's company scores with the company-level differences reproduced. Measured 2026-12-01: 17 of 28
+    figures within 0.01 C and all 28 within 0.1 C, the largest 0.084 C (the mesh as published: 2 and 9,
+    1.30 C). What is left is explained: with ITR's score for the company rows that still differ (each
+    attributed in the method doc) and ITR's row for the 65 holding rows that differ in more than the score
+    (sector splits, 2019 emissions ITR fills from later years, US8581191009's S1S2 and RWE's 0.07 %),
+    every figure is within 0.01 C."""
     weights = portfolio.weights_2019(RAW, tmp_path)
     rows = portfolio.mesh_rows(products, reproduced, itr, RAW, weights=weights)
     theirs = portfolio.itr_figures(itr)
     diffs = sorted(abs(portfolio.figures(rows)[k] - theirs[k]) for k in theirs)
     print(portfolio.summary(portfolio.figures(rows), theirs))
-    assert sum(d <= compare.TOLERANCE_C for d in diffs) >= 16, diffs
-    assert sum(d <= 0.1 for d in diffs) >= 27, diffs
-    assert diffs[-1] <= 0.14, diffs
-    swapped, replaced = portfolio.with_itr_scores(rows, itr)
-    assert replaced > 0
-    assert max(abs(portfolio.figures(swapped)[k] - theirs[k]) for k in theirs) <= 0.05
+    assert sum(d <= compare.TOLERANCE_C for d in diffs) >= 17, diffs
+    assert sum(d <= 0.1 for d in diffs) == len(diffs), diffs
+    assert diffs[-1] <= 0.09, diffs
+    swapped, n_scores = portfolio.with_itr_scores(rows, itr)
+    assert 0 < n_scores <= 18
+    assert max(abs(portfolio.figures(swapped)[k] - theirs[k]) for k in theirs) <= 0.04
+    whole, replaced = portfolio.with_itr_rows(swapped, itr)
+    print({kind: len(keys) for kind, keys in replaced.items()})
+    assert sum(len(keys) for keys in replaced.values()) <= 65, replaced
+    assert max(abs(portfolio.figures(whole)[k] - theirs[k]) for k in theirs) <= compare.TOLERANCE_C

@@ -6,8 +6,8 @@ be reproduced is reproduced here, outside the product (the domain's code is only
 * ``trajectory start``: ITR's first projected year compounded once more per silent year of the frame
   before 2019 (``trajectory_start.py``).
 * ``means of several figures``: the mean of every figure given for one company, metric, submetric and
-  year (by several reports, or for several boundaries), and ITR's ranking of submetrics before report
-  dates, fed to the mesh as a rewritten drop (``report_dates.py``).
+  year (by several reports, or for several boundaries), ITR's ranking of submetrics before report
+  dates and its choice of scope-3 figure, fed to the mesh as a rewritten drop (``report_dates.py``).
 * ``S1-only targets``: for an entity that reports S1 but no S2 or S1S2, ITR's S1S2 (and S1S2S3) target
   path is its trajectory, because ``project_ei_targets`` takes the projected intensities of a scope
   without historic intensities; its S1 targets never reach S1S2. Reproduced by scoring such a target

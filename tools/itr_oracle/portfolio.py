@@ -24,7 +24,8 @@ differences of the portfolio side (the method doc lists them), reproduced here a
 Python; on ITR's own company rows it gives ITR's 28 figures (asserted by ``tests/oracle``). Prints the
 figures side by side for: the mesh as published; ITR's rules over the mesh's scores; the same with the
 company-level differences reproduced; and, to isolate what is left, with ITR's score for each company
-whose score still differs:
+whose score still differs, then with ITR's row wherever the rows differ in more than the score
+(:func:`with_itr_rows`):
 
     .venv/bin/python tools/itr_oracle/portfolio.py [--raw data/raw]
 """
@@ -257,6 +258,38 @@ def with_itr_scores(rows: list[dict[str, Any]], itr: dict[str, Any]) -> tuple[li
     return out, replaced
 
 
+WEIGHT_COLUMNS = ("investment_value", "ghg_s1s2", "ghg_s3", *(itr for itr, _ in DENOMINATORS.values()))
+
+
+def with_itr_rows(
+    rows: list[dict[str, Any]], itr: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]]]:
+    """``rows`` with ITR's own row wherever the two differ in more than the score: a (holding, scope) only
+    one of them has, or one whose weights (value, emissions, denominators) differ. What it replaced, by
+    kind: ``only ITR``, ``only mesh``, ``weights``. If every figure then matches, the portfolio gap is
+    fully explained by the company scores and by these rows."""
+    theirs = {(c["company_id"], c["scope"]): c for c in itr["companies"]}
+    mine = {(r["company_id"], r["scope"]): r for r in rows}
+
+    def differs(a: Any, b: Any) -> bool:
+        if _missing(a) or _missing(b):
+            return _missing(a) != _missing(b)
+        return abs(float(a) - float(b)) > 1e-6 * max(abs(float(b)), 1.0)
+
+    replaced = {
+        "only ITR": sorted(set(theirs) - set(mine)),
+        "only mesh": sorted(set(mine) - set(theirs)),
+        "weights": sorted(
+            k
+            for k in set(mine) & set(theirs)
+            if any(differs(mine[k][c], theirs[k][c]) for c in WEIGHT_COLUMNS)
+        ),
+    }
+    swap = {k for keys in replaced.values() for k in keys}
+    out = [r for k, r in mine.items() if k not in swap] + [theirs[k] for k in swap if k in theirs]
+    return out, replaced
+
+
 def summary(mine: Mapping[tuple[str, str], float], theirs: Mapping[tuple[str, str], float]) -> str:
     diffs = sorted(abs(mine[k] - theirs[k]) for k in theirs)
     worst = max(theirs, key=lambda k: abs(mine[k] - theirs[k]))
@@ -290,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"+ 2019 emissions as weights:    {summary(figures(rows), theirs)}")
     swapped, n = with_itr_scores(rows, itr)
     print(f"+ ITR's score for {n} rows:      {summary(figures(swapped), theirs)}")
+    whole, replaced = with_itr_rows(swapped, itr)
+    counts = ", ".join(f"{len(v)} {k}" for k, v in replaced.items())
+    print(f"+ ITR's row where they differ ({counts}): {summary(figures(whole), theirs)}")
+    for kind, keys in replaced.items():
+        print(f"  {kind}: {', '.join(f'{c} {s}' for c, s in keys)}")
     for rule in RULES:
         left = figures(mesh_rows(products, scores, itr, args.raw, [r for r in RULES if r != rule], weights))
         print(f"  without '{rule}': {summary(left, theirs)}")

@@ -5,11 +5,14 @@ the mean of every figure for the same company, metric, submetric and year: those
 those of several boundaries (AES's 2021 production is the mean of its gross and net generation). The
 mesh's emissions domain keeps the latest report (a restatement supersedes the figure it restates) and one
 boundary. ITR also ranks submetrics before report dates (an older report's figure without a submetric
-beats a later "total" one). This script rewrites a drop's ``emissions.csv``, ``production.csv`` and
-``emission_intensities.csv`` so that each such group carries its mean (converted into the latest
-report's unit, rows ITR ignores left out) and each company-level figure the one of the submetric ITR
-ranks first, runs the mesh on the original and on the rewritten drop, and prints both comparisons with
-the oracle's results: the effect this difference has on the sample.
+beats a later "total" one), and picks scope 3 by its own ranking: the sector's category, a total named
+exactly "", "all", "combined" or "total", category 3 or 11, else the mean of every other submetric (it
+lists its other categories by name after mapping them to numbers, so they all fall there). This script
+rewrites a drop's ``emissions.csv``, ``production.csv`` and ``emission_intensities.csv`` so that each
+such group carries its mean (converted into the latest report's unit, rows ITR ignores left out), each
+company-level figure the one of the submetric ITR ranks first and each company's scope 3 the one ITR
+picks, runs the mesh on the original and on the rewritten drop, and prints both comparisons with the
+oracle's results: the effect this difference has on the sample.
 
     .venv/bin/python tools/itr_oracle/report_dates.py [--raw data/raw]
 
@@ -19,6 +22,7 @@ Needs the oracle's results (``deploy/local/itr_oracle.sh``, or any run of ``test
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -112,6 +116,97 @@ def ranked(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     return out
 
 
+# ITR 1.1.10's scope-3 categories by name (``s3_category_rdict`` and its ``_alt1`` variants), lower-cased
+ITR_S3_CATEGORIES = {
+    "purchased goods and services": "1",
+    "capital goods": "2",
+    "fuel- and energy-related activities": "3",
+    "fuel and energy-related activities": "3",
+    "upstream transportation and distribution": "4",
+    "upstream transportation": "4",
+    "waste generated in operations": "5",
+    "business travel": "6",
+    "employee commuting": "7",
+    "upstream leased assets": "8",
+    "leased assets (upstream)": "8",
+    "downstream transportation and distribution": "9",
+    "downstream transportation": "9",
+    "processing of sold products": "10",
+    "use of sold products": "11",
+    "end-of-life treatment of sold products": "12",
+    "end of life treatment": "12",
+    "downstream leased assets": "13",
+    "leased assets (downstream)": "13",
+    "franchises": "14",
+    "investments": "15",
+    "transportation": "4,9",
+}
+# the scope-3 submetrics ITR ranks, in order; every other one (the categories but 3 and 11 included: ITR
+# lists its other categories by name, after mapping them to numbers) is "unrecognized", and those are
+# averaged together per year
+ITR_S3_RANK = ("", "all", "combined", "total", "3", "11")
+# sectors whose benchmark stands for one category, which ITR takes first (``prioritize_submetric``)
+ITR_S3_SECTOR_FIRST = {
+    "Electricity Utilities": "3",
+    **dict.fromkeys(("Autos", "Energy", "Oil & Gas", "Coal", "Oil", "Gas", "Gas Utilities"), "11"),
+}
+
+
+def _itr_s3_key(submetric: object) -> str:
+    """ITR's key of a scope-3 submetric: a category number for a name it knows, ``N`` for ``Cat N: ...``,
+    else the lower-cased text ('' for none)."""
+    if pd.isna(submetric):
+        return ""
+    text = str(submetric).strip()
+    if text.lower() in ITR_S3_CATEGORIES:
+        return ITR_S3_CATEGORIES[text.lower()]
+    if m := re.match(r"^Cat (\d+):", text, flags=re.IGNORECASE):
+        return m.group(1)
+    return text.lower()
+
+
+def itr_s3(df: pd.DataFrame, sectors: dict[str, str]) -> pd.DataFrame:
+    """``df`` (emissions, after :func:`averaged`) with each company's company-level scope-3 figures replaced
+    by the one per year ITR's loader picks: per submetric key the mean of its figures; per year the first
+    ranked key with a figure (:data:`ITR_S3_RANK`, the sector's category first), else the mean of the
+    unrecognized ones; none when the company's only submetric is unrecognized (ITR ignores a submetric it
+    does not understand when nothing else competes). Written as a total in t CO2e, which the mesh reads."""
+    from mesh_assets.ingest.units import UnknownUnitError, convert
+
+    metric = df["metric"].astype(str).str.strip().str.lower()
+    submetric = df["submetric"].fillna("").astype(str).str.strip().str.lower()
+    s3 = (metric == "s3") & ~submetric.isin(SECTOR_SUBMETRICS) & df["value"].notna()
+    s3 &= df["base_year"].astype(str).str.strip().str.lower() != "x"
+    rows, replaced = [], []
+    for company, group in df[s3].groupby("company_id"):
+        try:
+            tonnes = [
+                convert(float(v), str(u), "t CO2e")
+                for v, u in zip(group["value"], group["unit"], strict=True)
+            ]
+        except (UnknownUnitError, ValueError):
+            continue
+        keyed = group.assign(key=group["submetric"].map(_itr_s3_key), tonnes=tonnes)
+        means = keyed.groupby(["key", "year"])["tonnes"].mean()
+        first = ITR_S3_SECTOR_FIRST.get(sectors.get(str(company), ""))
+        rank = ((first,) if first else ()) + tuple(k for k in ITR_S3_RANK if k != first)
+        replaced.extend(group.index)
+        if keyed["key"].nunique() == 1 and keyed["key"].iloc[0] not in rank:
+            continue  # one submetric ITR does not know: its loader ignores the company's scope 3
+        template = group.sort_values("report_date").iloc[-1]
+        for year in sorted(keyed["year"].unique()):
+            by_key = means.xs(year, level="year")
+            ranked_keys = [k for k in rank if k in by_key.index]
+            value = (
+                by_key[ranked_keys[0]]
+                if ranked_keys
+                else by_key[[k for k in by_key.index if k not in rank]].mean()
+            )
+            rows.append({**template.to_dict(), "submetric": pd.NA, "boundary": pd.NA, "unit": "t CO2e",
+                         "base_year": pd.NA, "year": year, "value": float(value)})  # fmt: skip
+    return pd.concat([df.drop(index=replaced), pd.DataFrame(rows, columns=df.columns)], ignore_index=True)
+
+
 def averaged_drop(raw: Path, dest: Path) -> Path:
     """A copy of the drop ``raw`` under ``dest`` whose emissions and production carry ITR's figures:
     :func:`averaged`, then :func:`ranked` (intensities: :func:`averaged` only)."""
@@ -123,7 +218,13 @@ def averaged_drop(raw: Path, dest: Path) -> Path:
     ):
         path = dest / "itr-sample" / name
         figures = averaged(pd.read_csv(path))
-        (ranked(figures, kind) if kind else figures).to_csv(path, index=False)
+        figures = ranked(figures, kind) if kind else figures
+        if kind == "emissions":
+            fundamentals = pd.read_csv(dest / "itr-sample" / "fundamentals.csv")
+            figures = itr_s3(
+                figures, dict(zip(fundamentals["company_id"], fundamentals["sector"], strict=True))
+            )
+        figures.to_csv(path, index=False)
     return dest
 
 
