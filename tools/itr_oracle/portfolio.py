@@ -66,7 +66,6 @@ DENOMINATORS = {
 }
 # the raw fundamentals column of each mesh column (placeholders are read back from it)
 RAW_COLUMNS = {"market_cap_eur": "market_cap", "ev_eur": "ev", "evic_eur": "evic"}
-DEFAULT_SCORE_C = 3.2
 
 
 def _missing(value: Any) -> bool:
@@ -131,8 +130,11 @@ def mesh_rows(
     if "holdings ITR drops" in rules:
         holdings = holdings[~holdings["company_id"].isin(dropped)]
     by_entity = scores.drop_duplicates(["company_id", "scope"]).set_index(["company_id", "scope"])
-    weighed = by_entity if weights is None else weights.drop_duplicates(["company_id", "scope"])
-    weighed = weighed.set_index(["company_id", "scope"]) if weights is not None else weighed
+    weighed = (
+        by_entity
+        if weights is None
+        else weights.drop_duplicates(["company_id", "scope"]).set_index(["company_id", "scope"])
+    )
     rows = []
     for scope in compare.SCOPES:
         picked = transforms.holding_scores(holdings, scores[scores["scope"] == scope], master)
