@@ -52,7 +52,6 @@ DEFAULT_SCORE_C = 3.2  # ITR's default score for companies without data
 MAX_SCORE_C = 4.4
 END_YEAR = 2050
 TREND_MIN_RATE, TREND_MAX_RATE = -0.10, 0.03  # ITR ProjectionControls LOWER_DELTA / UPPER_DELTA
-LATEST_BASE_YEAR = 2022  # the sample data stops in 2022
 # ITR 1.1.10 (ProjectionControls.BASE_YEAR / TARGET_YEAR): cumulative emissions, budgets and the
 # production projection run over 2019..2050, historic intensities standing in for the years reported.
 ITR_BASE_YEAR = 2019
@@ -775,9 +774,7 @@ def _emissions_start(
     The reported years from :data:`ITR_BASE_YEAR` are divided the same way. None without emissions in
     the projection's years.
     """
-    by_projection = {
-        y: v / production[y] for y, v in emissions.items() if y in production and y <= LATEST_BASE_YEAR
-    }
+    by_projection = {y: v / production[y] for y, v in emissions.items() if y in production and y < END_YEAR}
     if not by_projection:
         return None
     last = max(by_projection)
@@ -977,9 +974,11 @@ def _compute_score(
         if not em_all and prod_all.empty:
             return default("no reported emissions or production")
         return default(reasons[-1] if not entity["is_split"] else reasons[0])
-    intensity = {y: emissions[y] / prod[y] for y in set(emissions) & set(prod) if y <= LATEST_BASE_YEAR}
+    # the base year: the latest with both figures, as ITR's projection starts from the end of the drop's
+    # years (a newer drop starts later), before the horizon's end so that a year is left to project
+    intensity = {y: emissions[y] / prod[y] for y in set(emissions) & set(prod) if y < END_YEAR}
     if not intensity:
-        return default("no base year up to 2022")
+        return default(f"no year with both emissions and production before {END_YEAR}")
     base_year = max(intensity)
     i0, p0, e0 = intensity[base_year], prod[base_year], emissions[base_year]
     first = min(ITR_BASE_YEAR, base_year)

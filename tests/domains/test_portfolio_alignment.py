@@ -402,16 +402,16 @@ def test_net_zero_years_propagate_between_scopes_as_itr_infers_them() -> None:
 
 
 def _one_company_context(
-    targets: pd.DataFrame, produced: list[float] | None = None
+    targets: pd.DataFrame, produced: list[float] | None = None, years: range = range(2017, 2023)
 ) -> tuple[scoring.Context, dict]:
-    """A power company with S1, S2 and S3 (category 3) emissions falling 5 % a year, production of 2017..2022
+    """A power company with S1, S2 and S3 (category 3) emissions falling 5 % a year, production of ``years``
     ``produced`` (flat 1000 MWh by default; projected flat from 2019 as the benchmark has no growth)."""
-    years = range(2017, 2023)
     rows = [(None, scope, None, y, base * 0.95 ** (y - 2017)) for y in years for scope, base in
             (("S1", 80.0), ("S2", 20.0), ("S1S2", 100.0), ("S3", 50.0))]  # fmt: skip
+    n = len(years)
     production = pd.DataFrame(
-        {"segment": pd.array([None] * 6, dtype="string"), "product": pd.array([None] * 6, dtype="string"),
-         "unit": "MWh", "year": list(years), "value": produced or [1000.0] * 6}
+        {"segment": pd.array([None] * n, dtype="string"), "product": pd.array([None] * n, dtype="string"),
+         "unit": "MWh", "year": list(years), "value": produced or [1000.0] * n}
     )  # fmt: skip
     pathways = pd.DataFrame(
         [
@@ -443,6 +443,16 @@ def _targets(*rows: tuple[str, int, float, int | None]) -> pd.DataFrame:
          "target_qty": [0.1 * (1 - a) for a in ambition], "unit": "t CO2e/MWh",
          "netzero_year": pd.array(netzero, dtype="Int64")}
     )  # fmt: skip
+
+
+def test_a_newer_drop_is_scored_from_its_newest_year() -> None:
+    """No year of the sample is built in: figures up to 2024 make 2024 the base year, as ITR's projection
+    starts from the end of the drop's years."""
+    ctx, entity = _one_company_context(_targets(("S1S2", 2040, 0.5, None)), years=range(2017, 2025))
+    row = scoring.score_entity(ctx, entity, "S1S2")
+    assert row["base_year"] == 2024
+    assert row["base_year_emissions_t_co2e"] == pytest.approx(100.0 * 0.95**7)
+    assert row["score_source"] != "default"
 
 
 def test_a_scope_without_targets_falls_to_the_net_zero_its_neighbours_imply() -> None:
