@@ -637,7 +637,7 @@ def _target_milestones(
     return milestones, absolute & {y for y, _ in milestones}, netzero, used
 
 
-def _recency(target: dict[str, Any]) -> tuple[float, bool]:
+def _recency(target: Mapping[str, Any]) -> tuple[float, bool]:
     """How ITR orders targets for one year: the latest start year first, then intensity over absolute."""
     start = target.get("start_year")
     return (

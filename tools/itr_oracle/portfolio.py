@@ -176,7 +176,7 @@ def _emissions(by_entity: pd.DataFrame, entity: str | None, scope: str) -> float
     if entity is None or (entity, scope) not in by_entity.index:
         return math.nan
     value = by_entity.loc[(entity, scope), "base_year_emissions_t_co2e"]
-    return math.nan if _missing(value) or pd.isna(value) else float(value)
+    return math.nan if pd.isna(value) else float(value)
 
 
 def weights_2019(raw: Path, workdir: Path) -> pd.DataFrame:
